@@ -1,0 +1,97 @@
+"""Intent model: raw text -> TextPreprocessor -> BERT encoder -> IntentHead."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from ecomrec_tf.heads import IntentHead
+from ecomrec_tf.models.text_model import TextModel
+from ecomrec_tf.preprocessing import TextPreprocessor
+
+
+@keras.saving.register_keras_serializable(package="ecomrec_tf")
+class IntentModel(TextModel):
+    """Classifies shopping queries and customer messages into intents.
+
+    Inputs are raw strings; outputs are `probabilities` over `labels` and an L2-normalised
+    `intent_vector`.
+
+    Args:
+        backbone: keras-hub `BertBackbone`.
+        preprocessor: `TextPreprocessor` for the backbone's vocabulary.
+        labels: intent names; output `i` of `probabilities` is `labels[i]`.
+        vector_dim: size of the intent vector.
+        dropout: head dropout while training.
+
+    Example:
+        >>> from ecomrec_tf.encoders import load_encoder
+        >>> encoder = load_encoder("tiny")
+        >>> model = IntentModel(encoder.backbone, TextPreprocessor(encoder.tokenizer, 32),
+        ...                     labels=["order_status", "refund"])
+        >>> model.predict(["where is my parcel"], verbose=0)["probabilities"].shape
+        (1, 2)
+    """
+
+    def __init__(self, backbone, preprocessor, labels, vector_dim: int = 128, dropout: float = 0.1, **kwargs):
+        labels = [str(label) for label in labels]
+        if len(labels) < 2 or len(set(labels)) != len(labels):
+            raise ValueError(f"labels must be at least two distinct names, got {labels}")
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.head = IntentHead(len(labels), vector_dim=vector_dim, dropout=dropout, name="intent_head")
+        # The backbone's CLS pooler is unused: mean pooling is what MiniLM was trained with.
+        backbone.get_layer("pooled_dense").trainable = False
+
+        # === Functional Model ===
+        text = keras.Input(shape=(), dtype="string", name="text")
+        features = preprocessor(text)
+        sequence_output = backbone(features)["sequence_output"]
+        outputs = self.head(sequence_output, features["padding_mask"])
+        super().__init__(inputs=text, outputs=outputs, **kwargs)
+
+        # === Config ===
+        self.labels = labels
+        self.vector_dim = vector_dim
+        self.dropout = dropout
+
+    def serving_signatures(self):
+        """`serving_default(text) -> label, label_id, probabilities, intent_vector` for export."""
+        labels = tf.constant(self.labels)
+
+        def serve(text):
+            outputs = self(text, training=False)
+            label_id = tf.argmax(outputs["probabilities"], axis=-1, output_type=tf.int32)
+            return {
+                "label": tf.gather(labels, label_id),
+                "label_id": label_id,
+                "probabilities": outputs["probabilities"],
+                "intent_vector": outputs["intent_vector"],
+            }
+
+        return {"serving_default": (serve, [tf.TensorSpec([None], tf.string, name="text")])}
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "backbone": keras.saving.serialize_keras_object(self.backbone),
+            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            "labels": self.labels,
+            "vector_dim": self.vector_dim,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        return cls(**config)
+
+
+def build_intent_model(encoder, labels, sequence_length: int = 128, **kwargs) -> IntentModel:
+    """An `IntentModel` on an `ecomrec_tf.encoders.Encoder`."""
+    preprocessor = TextPreprocessor(encoder.tokenizer, sequence_length=sequence_length)
+    return IntentModel(encoder.backbone, preprocessor, labels, **kwargs)
