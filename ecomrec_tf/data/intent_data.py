@@ -41,9 +41,15 @@ class _Filler:
         self.rng = rng
         sides = {"train": {}, "held_out": {}}
         for name, values in {
-            "model": lexicon.MODELS, "color": lexicon.COLORS, "size": lexicon.SIZES,
-            "capacity": lexicon.CAPACITIES, "price": lexicon.PRICES, "date": lexicon.DATES,
-            "code": lexicon.PROMO_CODES, "payment": lexicon.PAYMENT_METHODS, "carrier": lexicon.CARRIERS,
+            "model": lexicon.MODELS,
+            "color": lexicon.COLORS,
+            "size": lexicon.SIZES,
+            "capacity": lexicon.CAPACITIES,
+            "price": lexicon.PRICES,
+            "date": lexicon.DATES,
+            "code": lexicon.PROMO_CODES,
+            "payment": lexicon.PAYMENT_METHODS,
+            "carrier": lexicon.CARRIERS,
         }.items():
             for side, part in _split_values(list(values), rng).items():
                 sides[side][name] = part
@@ -72,7 +78,7 @@ def _split_templates(seed: int) -> dict[str, dict[str, list[str]]]:
     for intent in sorted(INTENT_TEMPLATES):
         templates = list(INTENT_TEMPLATES[intent])
         rng.shuffle(templates)
-        n_eval = max(2, round(len(templates) * 0.2))
+        n_eval = max(2, round(len(templates) * 0.15))
         result[intent] = {
             "test": templates[:n_eval],
             "valid": templates[n_eval : 2 * n_eval],
@@ -81,8 +87,11 @@ def _split_templates(seed: int) -> dict[str, dict[str, list[str]]]:
     return result
 
 
-def generate_intent_data(seed: int = 0, train_per_intent: int = 200, eval_per_intent: int = 60,
-                         ) -> dict[str, list[dict[str, str]]]:
+def generate_intent_data(
+    seed: int = 0,
+    train_per_intent: int = 200,
+    eval_per_intent: int = 60,
+) -> dict[str, list[dict[str, str]]]:
     """Generates the intent set: split name -> list of `{"text", "label"}` records.
 
     Args:

@@ -59,9 +59,26 @@ BRANDS: dict[str, list[str]] = {
 
 # Model names with digits and mixed case, the tokens shoppers type and tokenizers must not break.
 MODELS: list[str] = [
-    "iPhone15Pro", "iPhone 14", "Galaxy S24", "Pixel 8a", "Air Max 90", "Ultraboost 22", "Gel-Kayano 30",
-    "ThinkPad X1", "XPS 13", "MacBook Air M2", "WH-1000XM5", "QuietComfort 45", "Forerunner 265",
-    "EOS R50", "Hero12", "KitchenAid K400", "Lego 42115", "Clifton 9", "501 Original", "Chuck 70",
+    "iPhone15Pro",
+    "iPhone 14",
+    "Galaxy S24",
+    "Pixel 8a",
+    "Air Max 90",
+    "Ultraboost 22",
+    "Gel-Kayano 30",
+    "ThinkPad X1",
+    "XPS 13",
+    "MacBook Air M2",
+    "WH-1000XM5",
+    "QuietComfort 45",
+    "Forerunner 265",
+    "EOS R50",
+    "Hero12",
+    "KitchenAid K400",
+    "Lego 42115",
+    "Clifton 9",
+    "501 Original",
+    "Chuck 70",
 ]
 COLORS = ["black", "white", "red", "navy", "beige", "olive", "pink", "grey", "burgundy", "teal"]
 SIZES = ["size 10.5", "size 8", "XL", "size M", "EU 42", "32x34", "size 6", "XXL", "UK 9", "size S"]

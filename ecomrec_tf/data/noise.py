@@ -6,9 +6,24 @@ import random
 
 KEYBOARD_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 ABBREVIATIONS = {
-    "please": "pls", "you": "u", "your": "ur", "thanks": "thx", "with": "w/", "information": "info",
-    "because": "bc", "received": "recvd", "tomorrow": "tmrw", "message": "msg", "quantity": "qty",
-    "order": "ordr", "for": "4", "are": "r", "to": "2", "days": "d", "before": "b4", "without": "w/o",
+    "please": "pls",
+    "you": "u",
+    "your": "ur",
+    "thanks": "thx",
+    "with": "w/",
+    "information": "info",
+    "because": "bc",
+    "received": "recvd",
+    "tomorrow": "tmrw",
+    "message": "msg",
+    "quantity": "qty",
+    "order": "ordr",
+    "for": "4",
+    "are": "r",
+    "to": "2",
+    "days": "d",
+    "before": "b4",
+    "without": "w/o",
 }
 
 

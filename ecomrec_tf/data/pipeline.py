@@ -46,6 +46,13 @@ def text_classification_dataset(
             bucket_boundaries=list(CHAR_BUCKETS),
             bucket_batch_sizes=[batch_size] * (len(CHAR_BUCKETS) + 1),
         )
+        # Bucketing hides the batch count (Keras then cannot size its progress bar). The count does
+        # not depend on order: each length bucket yields ceil(examples in it / batch_size) batches.
+        lengths = np.array([len(text) for text in texts])
+        in_bucket = np.bincount(np.searchsorted(CHAR_BUCKETS, lengths, side="right"))
+        dataset = dataset.apply(
+            tf.data.experimental.assert_cardinality(int(np.ceil(in_bucket / batch_size).sum()))
+        )
         if shuffle:
             dataset = dataset.shuffle(64, seed=seed)
     else:

@@ -34,7 +34,9 @@ def _records(path: Path):
                     except json.JSONDecodeError as error:
                         raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
                     if not isinstance(record, dict):
-                        raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+                        raise DataError(
+                            f"{path}:{number}: expected a JSON object, got {type(record).__name__}"
+                        )
                     yield number, record
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
@@ -62,7 +64,9 @@ def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, st
             if value is None:
                 raise DataError(f"{path}:{number}: missing field {field!r}")
             if not isinstance(value, str):
-                raise DataError(f"{path}:{number}: field {field!r} must be a string, got {type(value).__name__}")
+                raise DataError(
+                    f"{path}:{number}: field {field!r} must be a string, got {type(value).__name__}"
+                )
             if not value.strip():
                 raise DataError(f"{path}:{number}: field {field!r} is empty")
         records.append(record)

@@ -78,7 +78,9 @@ def from_pretrained(path: str | Path, dropout: float = 0.1) -> Encoder:
         raise EncoderError(f"{folder}: no such checkpoint folder")
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
-            raise EncoderError(f"{folder / name}: missing; a BERT checkpoint folder needs {', '.join(REQUIRED_FILES)}")
+            raise EncoderError(
+                f"{folder / name}: missing; a BERT checkpoint folder needs {', '.join(REQUIRED_FILES)}"
+            )
     try:
         config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:

@@ -24,8 +24,14 @@ class IntentHead(keras.layers.Layer):
         both float32 whatever the compute dtype.
     """
 
-    def __init__(self, num_classes: int, vector_dim: int = 128, dropout: float = 0.1,
-                 logit_scale: float = 20.0, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        vector_dim: int = 128,
+        dropout: float = 0.1,
+        logit_scale: float = 20.0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.num_classes = num_classes
         self.vector_dim = vector_dim

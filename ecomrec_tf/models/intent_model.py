@@ -15,7 +15,7 @@ class IntentModel(TextModel):
     """Classifies shopping queries and customer messages into intents.
 
     Inputs are raw strings; outputs are `probabilities` over `labels` and an L2-normalised
-    `intent_vector`.
+    `intent_vector`. Training targets are label ids for `probabilities`.
 
     Args:
         backbone: keras-hub `BertBackbone`.
@@ -32,6 +32,8 @@ class IntentModel(TextModel):
         >>> model.predict(["where is my parcel"], verbose=0)["probabilities"].shape
         (1, 2)
     """
+
+    target_output = "probabilities"
 
     def __init__(self, backbone, preprocessor, labels, vector_dim: int = 128, dropout: float = 0.1, **kwargs):
         labels = [str(label) for label in labels]

@@ -27,7 +27,22 @@ class TextModel(keras.Model):
     Subclasses build their graph in `__init__` and call `super().__init__(inputs=..., outputs=...)`.
     Numpy string arrays and lists of strings are turned into `tf.string` tensors; `tf.data`
     datasets pass through.
+
+    Models with several named outputs train on one of them, `target_output`: `compile(loss=...,
+    metrics=[...])` and `fit(x, y)` then take plain targets for that output, while `predict` and
+    serving return every output.
     """
+
+    target_output: str | None = None
+
+    def _target(self, y_pred):
+        return y_pred[self.target_output] if self.target_output else y_pred
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        return super().compute_loss(x, y, self._target(y_pred), sample_weight, training=training)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y, self._target(y_pred), sample_weight)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         return super().fit(strings_to_tensors(x), y, *args, **kwargs)
@@ -36,4 +51,15 @@ class TextModel(keras.Model):
         return super().evaluate(strings_to_tensors(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(strings_to_tensors(x), *args, **kwargs)
+        """Like `keras.Model.predict`; a 1-D batch of strings runs sorted by length.
+
+        Sorting puts texts of similar length in the same batch, so batches carry little padding;
+        outputs come back in input order.
+        """
+        x = strings_to_tensors(x)
+        if not (isinstance(x, tf.Tensor) and x.dtype == tf.string and x.shape.rank == 1):
+            return super().predict(x, *args, **kwargs)
+        order = np.argsort(tf.strings.length(x).numpy(), kind="stable")
+        outputs = super().predict(tf.gather(x, order), *args, **kwargs)
+        inverse = np.argsort(order)
+        return keras.tree.map_structure(lambda array: array[inverse], outputs)

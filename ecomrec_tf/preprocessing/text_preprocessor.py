@@ -21,9 +21,7 @@ def normalize_text(text: tf.Tensor) -> tf.Tensor:
     them) and accents are stripped (NFD, then marks removed). Known difference: a final capital
     sigma lowers to `σ`, where Python gives `ς`.
     """
-    text = tf.strings.unicode_transcode(
-        text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
-    )
+    text = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
     text = tf.strings.regex_replace(text, r"[\t\n\r]", " ")
     text = tf.strings.regex_replace(text, r"[\p{C}\x{FFFD}]", "")
     text = tf.strings.lower(text, encoding="utf-8")

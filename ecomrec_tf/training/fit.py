@@ -1,0 +1,50 @@
+"""`model.fit` with the callbacks every run needs: TensorBoard, crash recovery, best weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+
+def run_callbacks(
+    run_dir: str | Path,
+    monitor: str = "val_loss",
+    patience: int | None = None,
+) -> list[keras.callbacks.Callback]:
+    """TensorBoard logs in `run_dir`, resume-after-crash state in `run_dir/backup`, early stopping.
+
+    `BackupAndRestore` saves at each epoch end and is deleted when `fit` finishes, so a run that
+    crashes resumes from its last finished epoch when started again with the same `run_dir`.
+    """
+    run_dir = Path(run_dir)
+    callbacks: list[keras.callbacks.Callback] = [
+        keras.callbacks.TensorBoard(log_dir=str(run_dir), update_freq="epoch"),
+        keras.callbacks.BackupAndRestore(backup_dir=str(run_dir / "backup")),
+    ]
+    if patience is not None:
+        callbacks.append(
+            keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
+        )
+    return callbacks
+
+
+def fit(
+    model: keras.Model,
+    train: tf.data.Dataset,
+    valid: tf.data.Dataset | None,
+    epochs: int,
+    run_dir: str | Path,
+    patience: int | None = None,
+    verbose: int | str = "auto",
+) -> keras.callbacks.History:
+    """Trains a compiled model with `run_callbacks`, showing Keras progress bars."""
+    return model.fit(
+        train,
+        validation_data=valid,
+        epochs=epochs,
+        shuffle=False,  # datasets arrive shuffled by their pipeline
+        callbacks=run_callbacks(run_dir, patience=patience),
+        verbose=verbose,
+    )

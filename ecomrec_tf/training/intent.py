@@ -1,0 +1,129 @@
+"""Train and evaluate an intent model from JSONL/CSV files into a run folder."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from ecomrec_tf.data import DataError, read_intent_file, text_classification_dataset
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
+from ecomrec_tf.models import IntentModel, build_intent_model
+from ecomrec_tf.training.fit import fit
+from ecomrec_tf.training.optimizer import make_optimizer
+
+MODEL_FILE = "model.keras"
+
+
+def label_ids(labels: list[str], known: list[str], path: str | Path) -> np.ndarray:
+    """Maps label names to ids; a label not in `known` is an error naming the file."""
+    index = {label: i for i, label in enumerate(known)}
+    unseen = Counter(label for label in labels if label not in index)
+    if unseen:
+        listed = ", ".join(f"{label!r} ({n}x)" for label, n in unseen.most_common(10))
+        raise DataError(f"{path}: labels not in the training data: {listed}")
+    return np.asarray([index[label] for label in labels], dtype=np.int32)
+
+
+def train_intent(
+    train_file: str | Path,
+    valid_file: str | Path,
+    run_dir: str | Path,
+    encoder: str = "minilm-l6",
+    epochs: int = 3,
+    batch_size: int = 32,
+    learning_rate: float = 1e-4,
+    sequence_length: int = 64,
+    seed: int = 0,
+    patience: int | None = None,
+    verbose: int | str = "auto",
+) -> tuple[IntentModel, dict]:
+    """Fine-tunes an intent model and saves it as `run_dir/model.keras`.
+
+    Also writes `run_dir/config.json` (these arguments), TensorBoard logs (`train/`, `validation/`),
+    `history.json` and `curves.png`. Rerunning the same command after a crash resumes from the last
+    finished epoch.
+
+    Returns:
+        `(model, history)`.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = dict(
+        train_file=str(train_file),
+        valid_file=str(valid_file),
+        encoder=str(encoder),
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        sequence_length=sequence_length,
+        seed=seed,
+        patience=patience,
+    )
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
+
+    train_texts, train_labels = read_intent_file(train_file)
+    valid_texts, valid_labels = read_intent_file(valid_file)
+    labels = sorted(set(train_labels))
+    if len(labels) < 2:
+        raise DataError(f"{train_file}: needs at least two labels, found {labels}")
+    train_ids = label_ids(train_labels, labels, train_file)
+    valid_ids = label_ids(valid_labels, labels, valid_file)
+
+    keras.utils.set_random_seed(seed)
+    model = build_intent_model(load_encoder(encoder), labels, sequence_length=sequence_length)
+    train = text_classification_dataset(train_texts, train_ids, batch_size, shuffle=True, seed=seed)
+    valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
+    steps_per_epoch = int(train.cardinality())
+    model.compile(
+        optimizer=make_optimizer(learning_rate, total_steps=steps_per_epoch * epochs),
+        loss=keras.losses.SparseCategoricalCrossentropy(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+    )
+    start = time.perf_counter()
+    history = fit(model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, verbose=verbose)
+    seconds = time.perf_counter() - start
+    history = {key: [float(v) for v in values] for key, values in history.history.items()}
+    history["examples_per_second"] = [len(train_texts) * len(history["loss"]) / seconds]
+    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+    plot_history(
+        {k: v for k, v in history.items() if k != "examples_per_second" and "learning_rate" not in k},
+        run_dir / "curves.png",
+    )
+    save_model(model, run_dir / MODEL_FILE)
+    return model, history
+
+
+def save_model(model: keras.Model, path: str | Path) -> Path:
+    """Saves a `.keras` file via a temporary name, so a crash never leaves a truncated model."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.keras")
+    model.save(partial)
+    partial.replace(path)
+    return path
+
+
+def evaluate_intent(
+    model: IntentModel, data_file: str | Path, out_dir: str | Path, name: str = "test", batch_size: int = 64
+) -> dict:
+    """Accuracy, macro-F1, per-class report and confusion matrix of `model` on a labelled file.
+
+    Writes `<name>_metrics.json`, `<name>_report.txt` and `<name>_confusion_matrix.png` to `out_dir`.
+    """
+    texts, labels = read_intent_file(data_file)
+    y_true = label_ids(labels, model.labels, data_file)
+    probabilities = model.predict(texts, batch_size=batch_size, verbose=0)["probabilities"]
+    result = classification_metrics(y_true, probabilities.argmax(axis=-1), model.labels)
+    result["examples"] = len(texts)
+    result["data_file"] = str(data_file)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}_metrics.json").write_text(json.dumps(result, indent=2))
+    (out_dir / f"{name}_report.txt").write_text(format_report(result) + "\n")
+    plot_confusion_matrix(result, out_dir / f"{name}_confusion_matrix.png", title=f"Intent, {name} split")
+    return result

@@ -1,0 +1,89 @@
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from ecomrec_tf.export import ExportError, export_saved_model, next_version, versions
+from ecomrec_tf.export.saved_model import METADATA_FILE
+from tests.conftest import LABELS, TEXTS
+
+TF_ONLY = [sys.executable, "ecomrec_tf/serving/tf_only.py"]
+
+
+def test_versions_count_up_and_are_never_overwritten(tiny_intent_model, tmp_path):
+    base = tmp_path / "intent"
+    (base / "notes").mkdir(parents=True)  # TF Serving ignores non-integer folders; so do we
+    assert export_saved_model(tiny_intent_model, base).name == "1"
+    assert export_saved_model(tiny_intent_model, base, version=7).name == "7"
+    assert next_version(base) == 8 and versions(base) == [1, 7]
+    with pytest.raises(ExportError, match="7 exists; versions are never overwritten"):
+        export_saved_model(tiny_intent_model, base, version=7)
+    metadata = json.loads((base / "1" / METADATA_FILE).read_text())
+    assert metadata["model_class"] == "IntentModel" and metadata["signatures"] == ["serving_default"]
+    assert sorted(p.name for p in base.iterdir()) == ["1", "7", "notes"]  # no staging left behind
+
+
+def test_a_failed_export_publishes_nothing(tiny_intent_model, tmp_path, monkeypatch):
+    def crash(self, path, **kwargs):
+        with open(f"{path}/saved_model.pb", "w") as half_written:
+            half_written.write("half")
+        raise OSError("disk full")
+
+    # ExportArchive() returns an instance of a backend-specific class: patch that one.
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", crash)
+    with pytest.raises(OSError, match="disk full"):
+        export_saved_model(tiny_intent_model, tmp_path / "intent")
+    assert list((tmp_path / "intent").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+    return model, path
+
+
+@pytest.mark.subprocess
+def test_loads_with_tensorflow_and_tf_text_ops_only(exported):
+    """A fresh process that blocks keras, keras_hub and ecomrec_tf imports serves the export."""
+    model, path = exported
+    texts = TEXTS + ["", "café üß 笔记本", "word " * 3000]
+    result = subprocess.run(
+        [*TF_ONLY, "predict", str(path), *texts], capture_output=True, text=True, check=True
+    )
+    rows = json.loads(result.stdout.strip().splitlines()[-1])["outputs"]
+    expected = model.predict(texts, verbose=0)["probabilities"]
+    np.testing.assert_allclose([row["probabilities"] for row in rows], expected, atol=1e-5)
+    assert [row["label"] for row in rows] == [LABELS[i] for i in expected.argmax(1)]
+
+
+@pytest.mark.subprocess
+def test_runs_in_the_session_based_loader(exported):
+    """`saved_model_cli run` loads with the C++ SavedModelBundle style that TF Serving uses."""
+    _, path = exported
+    result = subprocess.run(
+        [
+            *TF_ONLY,
+            "saved_model_cli",
+            "run",
+            "--dir",
+            str(path),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+            "--input_exprs",
+            'text=["where is my order", ""]',
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Result for output key label:" in result.stdout
+    assert "Result for output key probabilities:" in result.stdout

@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ecomrec_tf.encoders import minilm_path
+from ecomrec_tf.preprocessing import TextPreprocessor
+from tests.helpers import assert_config_round_trip
+
+# Shop strings that trip tokenizers: accents, emoji, CJK, glued model names, units, sizes, URLs,
+# punctuation, control characters and odd whitespace.
+TRICKY = [
+    "Café crème, Größe 42, naïve résumé",
+    "running shoes 👟🔥 for kids",
+    "笔记本电脑 ノートパソコン 노트북",
+    "iPhone15Pro case",
+    "64GB ram laptop",
+    "size 10.5 sneakers",
+    "https://shop.example.com/p/123?ref=abc&utm=x",
+    "WHERE IS MY ORDER #A-12345??",
+    "don't can't l'oréal",
+    "tab\tnew\nline  and  spaces",
+    "a\u200bb zero-width, e\u0301 combining",
+    "Ａｍａｚｏｎ full-width ℌ ①",
+    "",
+]
+
+
+@pytest.fixture(scope="module")
+def preprocessor(tiny_encoder):
+    return TextPreprocessor(tiny_encoder.tokenizer, sequence_length=128)
+
+
+def test_token_ids_equal_hugging_face_tokenizers(preprocessor):
+    from tokenizers import Tokenizer
+
+    oracle = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    oracle.no_padding()
+    oracle.no_truncation()
+    features = preprocessor(tf.constant(TRICKY))
+    for i, text in enumerate(TRICKY):
+        expected = oracle.encode(text).ids  # with [CLS] ... [SEP]
+        row = features["token_ids"][i].numpy()
+        length = int(features["padding_mask"][i].numpy().sum())
+        assert row[:length].tolist() == expected, text
+        assert (row[length:] == 0).all()
+
+
+def test_pads_to_the_longest_text_in_the_batch(preprocessor):
+    features = preprocessor(tf.constant(["red shoes", "where is my order"]))
+    assert features["token_ids"].shape == (2, 6)
+    np.testing.assert_array_equal(features["padding_mask"].numpy().sum(1), [4, 6])
+    assert features["segment_ids"].numpy().sum() == 0
+    assert features["token_ids"].dtype == tf.int32 and features["padding_mask"].dtype == tf.bool
+
+
+def test_long_text_is_truncated_and_keeps_sep(tiny_encoder):
+    features = TextPreprocessor(tiny_encoder.tokenizer, sequence_length=8)(tf.constant(["word " * 1000]))
+    ids = features["token_ids"].numpy()[0]
+    assert ids.shape == (8,)
+    assert ids[0] == tiny_encoder.tokenizer.cls_token_id and ids[-1] == tiny_encoder.tokenizer.sep_token_id
+
+
+def test_invalid_utf8_and_empty_strings_give_defined_tokens(preprocessor):
+    features = preprocessor(tf.constant([b"\xff\xfe caf\xc3\xa9 \xc3", b"", b"   "]))
+    ids = features["token_ids"].numpy()
+    lengths = features["padding_mask"].numpy().sum(1)
+    # invalid bytes are dropped, the valid "café" survives as "cafe"
+    assert lengths.tolist() == [3, 2, 2]
+    assert ids[1, :2].tolist() == [101, 102]
+
+
+def test_rejects_non_string_input(preprocessor):
+    with pytest.raises(TypeError, match="takes strings, got int32"):
+        preprocessor(tf.constant([1, 2]))
+
+
+def test_config_round_trip(preprocessor):
+    assert_config_round_trip(preprocessor)
