@@ -5,42 +5,24 @@ import pytest
 from ecomrec_tf.cli import main
 
 
+def train_intent(train, valid, runs_dir, *options) -> int:
+    return main(["train", "intent", "--train", str(train), "--valid", str(valid), "--encoder", "tiny",
+                 "--runs-dir", str(runs_dir), *options])  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def trained_run(intent_data_dir, tmp_path_factory):
     runs = tmp_path_factory.mktemp("runs")
-    code = main(
-        [
-            "train",
-            "intent",
-            "--train",
-            str(intent_data_dir / "train.jsonl"),
-            "--valid",
-            str(intent_data_dir / "valid.jsonl"),
-            "--encoder",
-            "tiny",
-            "--epochs",
-            "1",
-            "--learning-rate",
-            "1e-3",
-            "--runs-dir",
-            str(runs),
-            "--run-name",
-            "r1",
-        ]
-    )
+    data = intent_data_dir
+    code = train_intent(data / "train.jsonl", data / "valid.jsonl", runs, "--epochs", "1",
+                        "--learning-rate", "1e-3", "--run-name", "r1")  # fmt: skip
     assert code == 0
     return runs / "r1"
 
 
 def test_train_writes_the_run_folder(trained_run):
-    for name in (
-        "model.keras",
-        "config.json",
-        "history.json",
-        "curves.png",
-        "valid_metrics.json",
-        "valid_confusion_matrix.png",
-    ):
+    for name in ("model.keras", "config.json", "history.json", "curves.png", "valid_metrics.json",
+                 "valid_confusion_matrix.png"):  # fmt: skip
         assert (trained_run / name).is_file(), name
     assert any((trained_run / "train").glob("events.out.tfevents.*"))
     assert any((trained_run / "validation").glob("events.out.tfevents.*"))
@@ -49,20 +31,8 @@ def test_train_writes_the_run_folder(trained_run):
 
 
 def test_evaluate_prints_json(trained_run, intent_data_dir, capsys):
-    assert (
-        main(
-            [
-                "evaluate",
-                "intent",
-                "--model",
-                str(trained_run),
-                "--data",
-                str(intent_data_dir / "test.jsonl"),
-                "--json",
-            ]
-        )
-        == 0
-    )
+    test_file = str(intent_data_dir / "test.jsonl")
+    assert main(["evaluate", "intent", "--model", str(trained_run), "--data", test_file, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert 0 <= result["accuracy"] <= 1 and len(result["per_class"]) == 22
     assert (trained_run / "test_confusion_matrix.png").is_file()
@@ -79,60 +49,27 @@ def test_export_then_predict_from_the_saved_model(trained_run, tmp_path, capsys)
     assert all(0 < row["confidence"] <= 1 for row in rows)
 
 
-def test_missing_training_file_is_a_clear_error(tmp_path, capsys):
-    code = main(
-        [
-            "train",
-            "intent",
-            "--train",
-            str(tmp_path / "nope.jsonl"),
-            "--valid",
-            "x.jsonl",
-            "--encoder",
-            "tiny",
-            "--runs-dir",
-            str(tmp_path),
-        ]
+@pytest.mark.parametrize(
+    "train, valid, options, message",
+    [
+        ("nope.jsonl", "valid.jsonl", [], "nope.jsonl: no such file"),
+        (
+            "train.jsonl",
+            "bad_valid.jsonl",
+            [],
+            "bad_valid.jsonl: labels not in the training data: 'teleport' (1x)",
+        ),
+        ("train.jsonl", "valid.jsonl", ["--encoder", "bert-xxl"], "unknown encoder 'bert-xxl'"),
+    ],
+)
+def test_bad_input_is_a_clear_error(intent_data_dir, tmp_path, capsys, train, valid, options, message):
+    (intent_data_dir / "bad_valid.jsonl").write_text(
+        '{"text": "hello", "label": "order_status"}\n{"text": "x", "label": "teleport"}\n'
     )
-    assert code == 2
-    assert "nope.jsonl: no such file" in capsys.readouterr().err
+    assert train_intent(intent_data_dir / train, intent_data_dir / valid, tmp_path, *options) == 2
+    assert message in capsys.readouterr().err
 
 
-def test_validation_label_unseen_in_training_is_refused(intent_data_dir, tmp_path, capsys):
-    valid = tmp_path / "valid.jsonl"
-    valid.write_text('{"text": "hello", "label": "order_status"}\n{"text": "x", "label": "teleport"}\n')
-    code = main(
-        [
-            "train",
-            "intent",
-            "--train",
-            str(intent_data_dir / "train.jsonl"),
-            "--valid",
-            str(valid),
-            "--encoder",
-            "tiny",
-            "--runs-dir",
-            str(tmp_path),
-        ]
-    )
-    assert code == 2
-    assert "valid.jsonl: labels not in the training data: 'teleport' (1x)" in capsys.readouterr().err
-
-
-def test_unknown_encoder_is_a_clear_error(intent_data_dir, tmp_path, capsys):
-    code = main(
-        [
-            "train",
-            "intent",
-            "--train",
-            str(intent_data_dir / "train.jsonl"),
-            "--valid",
-            str(intent_data_dir / "valid.jsonl"),
-            "--encoder",
-            "bert-xxl",
-            "--runs-dir",
-            str(tmp_path),
-        ]
-    )
-    assert code == 2
-    assert "unknown encoder 'bert-xxl'" in capsys.readouterr().err
+def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
+    assert main(["evaluate", "intent", "--model", str(tmp_path / "none.keras"), "--data", "x.jsonl"]) == 2
+    assert "none.keras: no such model file" in capsys.readouterr().err
