@@ -64,6 +64,7 @@ def _train(args, run_dir: Path):
         sequence_length=args.sequence_length,
         seed=args.seed,
         patience=args.patience,
+        train_top_layers=args.train_top_layers,
     )
     print(f"model: {run_dir / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
     return model
@@ -200,13 +201,22 @@ def cmd_quickstart(args) -> None:
     print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
 
 
-def _add_training_options(parser: argparse.ArgumentParser, epochs: int) -> None:
+def _add_training_options(
+    parser: argparse.ArgumentParser, epochs: int, patience: int | None = None, top_layers: int | None = None
+) -> None:
     parser.add_argument("--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder")
     parser.add_argument("--epochs", type=int, default=epochs)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--sequence-length", type=int, default=64, help="max tokens per text, longer is cut")
-    parser.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
+    parser.add_argument("--patience", type=int, default=patience, help="early stopping on val_loss")
+    parser.add_argument(
+        "--train-top-layers",
+        type=int,
+        default=top_layers,
+        help="fine-tune only the top K encoder layers (0: encoder frozen); default: "
+        + str(top_layers or "all"),
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
@@ -217,7 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     quick = commands.add_parser("quickstart", help="generate data, train, evaluate, export, reload, predict")
-    _add_training_options(quick, epochs=3)
+    # Measured on the default data: training MiniLM's top 3 of 6 layers generalises better to unseen
+    # phrasings than full fine-tuning, and early stopping keeps the best validation epoch.
+    _add_training_options(quick, epochs=3, patience=1, top_layers=3)
     quick.add_argument(
         "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -18,6 +18,7 @@ def text_classification_dataset(
     shuffle: bool = False,
     seed: int = 0,
     bucket: bool = True,
+    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Batches of raw strings (and label ids), grouped by length.
 
@@ -31,6 +32,8 @@ def text_classification_dataset(
         shuffle: shuffle examples (each epoch) and batches.
         seed: shuffle seed; the same seed gives the same order.
         bucket: group by character length; off gives plain batches in input order.
+        augment: a function over a batch of strings (a `tf.string` tensor) returning one,
+            applied to every batch; for training data only.
 
     Returns:
         A dataset of `text` batches, or `(text, label_id)` batches.
@@ -57,4 +60,8 @@ def text_classification_dataset(
             dataset = dataset.shuffle(64, seed=seed)
     else:
         dataset = dataset.batch(batch_size)
+    if augment is not None:
+        dataset = dataset.map(
+            lambda text, *label: (augment(text), *label), num_parallel_calls=tf.data.AUTOTUNE
+        )
     return dataset.prefetch(tf.data.AUTOTUNE)

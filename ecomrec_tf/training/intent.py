@@ -14,6 +14,7 @@ from ecomrec_tf.data import DataError, read_intent_file, text_classification_dat
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
+from ecomrec_tf.training import freezing
 from ecomrec_tf.training.fit import fit
 from ecomrec_tf.training.optimizer import make_optimizer
 
@@ -41,6 +42,7 @@ def train_intent(
     sequence_length: int = 64,
     seed: int = 0,
     patience: int | None = None,
+    train_top_layers: int | None = None,
     verbose: int | str = "auto",
 ) -> tuple[IntentModel, dict]:
     """Fine-tunes an intent model and saves it as `run_dir/model.keras`.
@@ -64,6 +66,7 @@ def train_intent(
         sequence_length=sequence_length,
         seed=seed,
         patience=patience,
+        train_top_layers=train_top_layers,
     )
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
@@ -77,6 +80,7 @@ def train_intent(
 
     keras.utils.set_random_seed(seed)
     model = build_intent_model(load_encoder(encoder), labels, sequence_length=sequence_length)
+    freezing.train_top_layers(model.backbone, train_top_layers)
     train = text_classification_dataset(train_texts, train_ids, batch_size, shuffle=True, seed=seed)
     valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
     steps_per_epoch = int(train.cardinality())

@@ -38,3 +38,13 @@ def test_cardinality_is_the_number_of_batches():
     texts = ["x" * n for n in (1, 2, 3, 20, 21, 40, 41, 42, 43, 300)]
     dataset = text_classification_dataset(texts, list(range(10)), batch_size=2, shuffle=True)
     assert int(dataset.cardinality()) == len(list(dataset))
+
+
+def test_augment_applies_to_every_batch():
+    import tensorflow as tf
+
+    dataset = text_classification_dataset(
+        ["red shoes", "refund"], [0, 1], batch_size=2, augment=tf.strings.upper
+    )
+    texts = [t.decode() for batch, _ in dataset for t in batch.numpy()]
+    assert sorted(texts) == ["RED SHOES", "REFUND"]

@@ -1,0 +1,26 @@
+"""Which encoder weights train: all, the top k transformer layers, or none."""
+
+from __future__ import annotations
+
+import keras_hub
+
+
+def train_top_layers(backbone: keras_hub.models.BertBackbone, k: int | None) -> None:
+    """Freezes the embeddings and all but the top `k` transformer layers; `None` trains everything.
+
+    A `k` beyond the encoder's depth trains all its transformer layers (embeddings stay frozen).
+
+    Freezing the lower layers keeps the pretrained lexical knowledge that lets a model understand
+    phrasings it never saw in training; `k=0` freezes the whole encoder (only the head trains).
+    """
+    layers = [backbone.get_layer(f"transformer_layer_{i}") for i in range(backbone.num_layers)]
+    if k is None:
+        for layer in backbone.layers:
+            layer.trainable = layer.name != "pooled_dense"  # the CLS pooler is unused
+        return
+    if k < 0:
+        raise ValueError(f"the number of top layers to train must be 0 or more, got {k}")
+    for layer in backbone.layers:
+        layer.trainable = False
+    for layer in layers[max(len(layers) - k, 0) :]:
+        layer.trainable = True

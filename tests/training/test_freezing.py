@@ -1,0 +1,40 @@
+import keras
+import numpy as np
+import pytest
+
+from ecomrec_tf.training.freezing import train_top_layers
+from tests.conftest import TEXTS
+
+
+def test_only_the_top_layers_train(tiny_intent_model):
+    model = tiny_intent_model
+    train_top_layers(model.backbone, 1)
+    trainable = {w.path for w in model.backbone.trainable_weights}
+    assert trainable and all(path.startswith("transformer_layer_1/") for path in trainable)
+    frozen_before = [w.numpy().copy() for w in model.backbone.non_trainable_weights]
+    top_before = [w.numpy().copy() for w in model.backbone.trainable_weights]
+    model.compile(keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    model.fit(np.array(TEXTS), np.array([0, 1, 2, 0, 1, 2]), epochs=2, verbose=0)
+    for before, weight in zip(frozen_before, model.backbone.non_trainable_weights):
+        np.testing.assert_array_equal(before, weight.numpy())
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(top_before, model.backbone.trainable_weights))
+
+
+def test_zero_freezes_the_encoder_and_none_trains_all(tiny_intent_model):
+    backbone = tiny_intent_model.backbone
+    train_top_layers(backbone, 0)
+    assert backbone.trainable_weights == []
+    train_top_layers(backbone, None)
+    assert not any(w.path.startswith("pooled_dense") for w in backbone.trainable_weights)
+    assert len(backbone.trainable_weights) == len(backbone.weights) - 2  # all but the unused pooler
+
+
+def test_more_layers_than_the_encoder_has_trains_them_all(tiny_intent_model):
+    backbone = tiny_intent_model.backbone
+    train_top_layers(backbone, 5)
+    assert {w.path.split("/")[0] for w in backbone.trainable_weights} == {
+        "transformer_layer_0",
+        "transformer_layer_1",
+    }
+    with pytest.raises(ValueError, match="0 or more, got -1"):
+        train_top_layers(backbone, -1)
