@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ecomrec_tf import encoders
 from ecomrec_tf.heads import IntentHead
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import TextPreprocessor
@@ -23,6 +24,9 @@ class IntentModel(TextModel):
         labels: intent names; output `i` of `probabilities` is `labels[i]`.
         vector_dim: size of the intent vector.
         dropout: head dropout while training.
+        train_top_layers: train only the top K encoder layers (see
+            `encoders.train_top_layers`); None trains the whole encoder. Part of the config, so a
+            saved model reloads with the same weights trainable.
 
     Example:
         >>> from ecomrec_tf.encoders import load_encoder
@@ -35,7 +39,16 @@ class IntentModel(TextModel):
 
     target_output = "probabilities"
 
-    def __init__(self, backbone, preprocessor, labels, vector_dim: int = 128, dropout: float = 0.1, **kwargs):
+    def __init__(
+        self,
+        backbone,
+        preprocessor,
+        labels,
+        vector_dim: int = 128,
+        dropout: float = 0.1,
+        train_top_layers: int | None = None,
+        **kwargs,
+    ):
         labels = [str(label) for label in labels]
         if len(labels) < 2 or len(set(labels)) != len(labels):
             raise ValueError(f"labels must be at least two distinct names, got {labels}")
@@ -43,8 +56,7 @@ class IntentModel(TextModel):
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.head = IntentHead(len(labels), vector_dim=vector_dim, dropout=dropout, name="intent_head")
-        # The backbone's CLS pooler is unused: mean pooling is what MiniLM was trained with.
-        backbone.get_layer("pooled_dense").trainable = False
+        encoders.train_top_layers(backbone, train_top_layers)
 
         # === Functional Model ===
         text = keras.Input(shape=(), dtype="string", name="text")
@@ -57,6 +69,7 @@ class IntentModel(TextModel):
         self.labels = labels
         self.vector_dim = vector_dim
         self.dropout = dropout
+        self.train_top_layers = train_top_layers
 
     def serving_signatures(self):
         """`serving_default(text) -> label, label_id, probabilities, intent_vector` for export."""
@@ -83,6 +96,7 @@ class IntentModel(TextModel):
             "labels": self.labels,
             "vector_dim": self.vector_dim,
             "dropout": self.dropout,
+            "train_top_layers": self.train_top_layers,
         }
 
     @classmethod

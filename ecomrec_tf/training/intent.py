@@ -14,7 +14,6 @@ from ecomrec_tf.data import DataError, read_intent_file, text_classification_dat
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
-from ecomrec_tf.training import freezing
 from ecomrec_tf.training.fit import fit
 from ecomrec_tf.training.optimizer import make_optimizer
 
@@ -79,8 +78,9 @@ def train_intent(
     valid_ids = label_ids(valid_labels, labels, valid_file)
 
     keras.utils.set_random_seed(seed)
-    model = build_intent_model(load_encoder(encoder), labels, sequence_length=sequence_length)
-    freezing.train_top_layers(model.backbone, train_top_layers)
+    model = build_intent_model(
+        load_encoder(encoder), labels, sequence_length=sequence_length, train_top_layers=train_top_layers
+    )
     train = text_classification_dataset(train_texts, train_ids, batch_size, shuffle=True, seed=seed)
     valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
     steps_per_epoch = int(train.cardinality())

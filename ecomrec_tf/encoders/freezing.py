@@ -16,7 +16,8 @@ def train_top_layers(backbone: keras_hub.models.BertBackbone, k: int | None) -> 
     layers = [backbone.get_layer(f"transformer_layer_{i}") for i in range(backbone.num_layers)]
     if k is None:
         for layer in backbone.layers:
-            layer.trainable = layer.name != "pooled_dense"  # the CLS pooler is unused
+            # The CLS pooler is unused: heads mean-pool, as MiniLM was trained to.
+            layer.trainable = layer.name != "pooled_dense"
         return
     if k < 0:
         raise ValueError(f"the number of top layers to train must be 0 or more, got {k}")

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from ecomrec_tf.training.freezing import train_top_layers
+from ecomrec_tf.encoders import train_top_layers
 from tests.conftest import TEXTS
 
 
@@ -38,3 +38,15 @@ def test_more_layers_than_the_encoder_has_trains_them_all(tiny_intent_model):
     }
     with pytest.raises(ValueError, match="0 or more, got -1"):
         train_top_layers(backbone, -1)
+
+
+def test_the_choice_is_part_of_the_intent_model_and_survives_saving(tmp_path):
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+    from tests.conftest import LABELS
+
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16, train_top_layers=1)
+    model.save(tmp_path / "m.keras")
+    restored = keras.models.load_model(tmp_path / "m.keras")
+    assert restored.train_top_layers == 1
+    assert [w.path for w in restored.trainable_weights] == [w.path for w in model.trainable_weights]
