@@ -212,9 +212,9 @@ def _add_training_options(
     parser.add_argument("--patience", type=int, default=patience, help="early stopping on val_loss")
     parser.add_argument(
         "--train-top-layers",
-        type=int,
+        type=lambda value: None if value == "all" else int(value),
         default=top_layers,
-        help="fine-tune only the top K encoder layers (0: encoder frozen); default: "
+        help="fine-tune only the top K encoder layers (0: encoder frozen), or 'all'; default: "
         + str(top_layers or "all"),
     )
     parser.add_argument("--seed", type=int, default=0)

@@ -73,3 +73,12 @@ def test_bad_input_is_a_clear_error(intent_data_dir, tmp_path, capsys, train, va
 def test_missing_model_file_is_a_clear_error(tmp_path, capsys):
     assert main(["evaluate", "intent", "--model", str(tmp_path / "none.keras"), "--data", "x.jsonl"]) == 2
     assert "none.keras: no such model file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, expected", [("all", None), ("0", 0), ("2", 2)])
+def test_train_top_layers_option(value, expected):
+    from ecomrec_tf.cli import build_parser
+
+    args = build_parser().parse_args(["quickstart", "--train-top-layers", value])
+    assert args.train_top_layers == expected
+    assert build_parser().parse_args(["quickstart"]).train_top_layers == 3
