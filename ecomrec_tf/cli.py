@@ -49,6 +49,25 @@ def cmd_data_intents(args) -> None:
         print(f"{split:>5}: {path} ({sum(1 for _ in path.open(encoding='utf-8'))} utterances)")
 
 
+def cmd_data_generate(args) -> None:
+    from ecomrec_tf.data.shop import ShopConfig, generate_shop
+
+    config = ShopConfig(users=args.users, seed=args.seed)
+    summary = generate_shop(args.out, config)
+    events = sum(summary["events"].values())
+    print(f"wrote {args.out}: {summary['items']} items, {events} events, ", end="")
+    print(f"{summary['dialogues']} dialogues, the intent set")
+    print(f"oracle AUC of the true purchase probabilities (views): {summary['oracle_auc_views']:.4f}")
+
+
+def cmd_data_describe(args) -> None:
+    from ecomrec_tf.data.shop import describe_shop
+
+    if not Path(args.dir).is_dir():
+        raise FileNotFoundError(f"{args.dir}: no such folder")
+    print(json.dumps(describe_shop(args.dir), indent=2, ensure_ascii=False))
+
+
 def _train(args, run_dir: Path):
     from ecomrec_tf.training import train_intent
 
@@ -175,14 +194,17 @@ def cmd_quickstart(args) -> None:
     start = time.perf_counter()
     run_dir = _run_dir(args, "quickstart")
     data_dir = run_dir / "data"
-    print(f"[1/5] generating the embedded intent data set (seed {args.seed}) -> {data_dir}")
+    print(f"[1/5] generating the embedded shop ({args.users} users, seed {args.seed}) -> {data_dir}")
     args.out = data_dir
-    cmd_data_intents(args)
-    args.train, args.valid = str(data_dir / "train.jsonl"), str(data_dir / "valid.jsonl")
+    cmd_data_generate(args)
+    args.train, args.valid = (
+        str(data_dir / "intents" / "train.jsonl"),
+        str(data_dir / "intents" / "valid.jsonl"),
+    )
     print(f"[2/5] fine-tuning encoder '{args.encoder}' for {args.epochs} epochs -> {run_dir}")
     model = _train(args, run_dir)
     print("[3/5] evaluating on the test split (templates and slot values unseen in training)")
-    result = _evaluate(model, str(data_dir / "test.jsonl"), run_dir, "test", as_json=False)
+    result = _evaluate(model, str(data_dir / "intents" / "test.jsonl"), run_dir, "test", as_json=False)
     print("[4/5] exporting the SavedModel for TF Serving")
     saved_model = _export(
         model,
@@ -233,8 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     quick.add_argument(
         "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
     )
-    quick.add_argument("--train-per-intent", type=int, default=200)
-    quick.add_argument("--eval-per-intent", type=int, default=60)
+    quick.add_argument("--users", type=int, default=1000, help="users of the generated shop")
     quick.set_defaults(func=cmd_quickstart)
 
     data = commands.add_parser("data", help="embedded default data").add_subparsers(
@@ -246,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     intents.add_argument("--train-per-intent", type=int, default=200)
     intents.add_argument("--eval-per-intent", type=int, default=60)
     intents.set_defaults(func=cmd_data_intents)
+    generate = data.add_parser(
+        "generate", help="write a whole synthetic shop: items, events, dialogues, intents"
+    )
+    generate.add_argument("--out", required=True)
+    generate.add_argument("--users", type=int, default=2000)
+    generate.add_argument("--seed", type=int, default=0)
+    generate.set_defaults(func=cmd_data_generate)
+    describe = data.add_parser("describe", help="counts and distributions of a shop folder")
+    describe.add_argument("dir")
+    describe.set_defaults(func=cmd_data_describe)
 
     train = commands.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
     train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")

@@ -82,3 +82,20 @@ def test_train_top_layers_option(value, expected):
     args = build_parser().parse_args(["quickstart", "--train-top-layers", value])
     assert args.train_top_layers == expected
     assert build_parser().parse_args(["quickstart"]).train_top_layers == 3
+
+
+def test_quickstart_end_to_end(tmp_path, capsys):
+    """The README's main job with the tiny encoder: shop data, train, evaluate, export, predict."""
+    code = main(["quickstart", "--encoder", "tiny", "--epochs", "1", "--users", "20",
+                 "--train-top-layers", "all",
+                 "--learning-rate", "1e-3", "--runs-dir", str(tmp_path / "runs"), "--run-name", "q",
+                 "--base-dir", str(tmp_path / "saved_models")])  # fmt: skip
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "[5/5] reloading the SavedModel in a fresh process" in out and "test accuracy" in out
+    assert (tmp_path / "saved_models" / "intent" / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "runs" / "q" / "data" / "events.jsonl").is_file()
+    from ecomrec_tf.data.intent_templates import INTENT_TEMPLATES
+
+    predictions = out.split("[5/5]")[1].splitlines()[1:6]
+    assert len(predictions) == 5 and all(line.split()[0] in INTENT_TEMPLATES for line in predictions)

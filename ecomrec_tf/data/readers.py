@@ -40,13 +40,64 @@ def _records(path: Path):
                     yield number, record
             except UnicodeDecodeError as error:
                 raise DataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
+    elif suffix in (".tfrecord", ".tfrecords"):
+        yield from _tfrecord_records(path)
     elif suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8", newline="") as file:
             reader = csv.DictReader(file, delimiter="\t" if suffix == ".tsv" else ",")
             for record in reader:
                 yield reader.line_num, record
     else:
-        raise DataError(f"{path}: unsupported format {suffix!r}; use .jsonl or .csv")
+        raise DataError(f"{path}: unsupported format {suffix!r}; use .jsonl, .csv or .tfrecord")
+
+
+def _tfrecord_records(path: Path):
+    """Yields `(record_number, dict)` from `tf.train.Example` records; one-value lists become scalars."""
+    import tensorflow as tf
+
+    try:
+        for number, raw in enumerate(tf.data.TFRecordDataset(str(path)).as_numpy_iterator(), start=1):
+            try:
+                example = tf.train.Example.FromString(raw)
+            except Exception:  # protobuf's DecodeError
+                raise DataError(f"{path}: record {number}: not a tf.train.Example") from None
+            yield (
+                number,
+                {name: _feature_value(name, feature) for name, feature in example.features.feature.items()},
+            )
+    except tf.errors.DataLossError as error:
+        raise DataError(f"{path}: corrupt TFRecord file ({error.message})") from None
+
+
+LIST_FIELDS = ("context",)  # fields that are lists of strings even with one value
+
+
+def _feature_value(name: str, feature):
+    kind = feature.WhichOneof("kind")
+    values = list(getattr(feature, kind).value) if kind else []
+    if kind == "bytes_list":
+        values = [value.decode("utf-8", errors="replace") for value in values]
+    return values if name in LIST_FIELDS or len(values) != 1 else values[0]
+
+
+def write_tfrecord(records: list[dict], path: str | Path) -> Path:
+    """Writes records as `tf.train.Example`s: str -> bytes, int -> int64, float -> float, lists kept."""
+    import tensorflow as tf
+
+    def feature(value):
+        values = value if isinstance(value, list) else [value]
+        if all(isinstance(v, str) for v in values):
+            return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+        return tf.train.Feature(float_list=tf.train.FloatList(value=[float(v) for v in values]))
+
+    path = Path(path)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for record in records:
+            features = {name: feature(value) for name, value in record.items() if value is not None}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    return path
 
 
 def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
@@ -86,3 +137,20 @@ def read_intent_file(path: str | Path) -> tuple[list[str], list[str]]:
     """
     records = read_records(path, ("text", "label"))
     return [r["text"] for r in records], [r["label"].strip() for r in records]
+
+
+def read_dialogues(path: str | Path) -> list[dict]:
+    """Reads dialogues `{context: [turns, oldest first], reply, intent?}` from JSONL or TFRecord.
+
+    Turns alternate customer and agent and end with the customer's message.
+
+    Raises:
+        DataError: naming the file and line of a record without a non-empty list of string turns.
+    """
+    path = Path(path)
+    records = read_records(path, ("reply",))
+    for number, record in enumerate(records, start=1):
+        context = record.get("context")
+        if not isinstance(context, list) or not context or not all(isinstance(t, str) for t in context):
+            raise DataError(f"{path}: record {number}: 'context' must be a non-empty list of strings")
+    return records
