@@ -18,7 +18,7 @@ def text_classification_dataset(
     shuffle: bool = False,
     seed: int = 0,
     bucket: bool = True,
-    augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
 ) -> tf.data.Dataset:
     """Batches of raw strings (and label ids), grouped by length.
 
@@ -32,8 +32,9 @@ def text_classification_dataset(
         shuffle: shuffle examples (each epoch) and batches.
         seed: shuffle seed; the same seed gives the same order.
         bucket: group by character length; off gives plain batches in input order.
-        augment: a function over a batch of strings (a `tf.string` tensor) returning one,
-            applied to every batch; for training data only.
+        augment: `augment(text, seed) -> text` over a batch of strings, e.g. a
+            `preprocessing.TextAugmenter`; `seed` is a fresh stateless seed per batch, drawn from
+            `seed`, so the same seed gives the same augmentations. For training data only.
 
     Returns:
         A dataset of `text` batches, or `(text, label_id)` batches.
@@ -61,7 +62,12 @@ def text_classification_dataset(
     else:
         dataset = dataset.batch(batch_size)
     if augment is not None:
-        dataset = dataset.map(
-            lambda text, *label: (augment(text), *label), num_parallel_calls=tf.data.AUTOTUNE
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, pair: (
+                (augment(batch[0], pair), *batch[1:]) if label_ids is not None else augment(batch, pair)
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)

@@ -44,7 +44,7 @@ def test_augment_applies_to_every_batch():
     import tensorflow as tf
 
     dataset = text_classification_dataset(
-        ["red shoes", "refund"], [0, 1], batch_size=2, augment=tf.strings.upper
+        ["red shoes", "refund"], [0, 1], batch_size=2, augment=lambda text, seed: tf.strings.upper(text)
     )
     texts = [t.decode() for batch, _ in dataset for t in batch.numpy()]
     assert sorted(texts) == ["RED SHOES", "REFUND"]
