@@ -1,4 +1,8 @@
-"""tf.data pipelines: raw-string batches grouped by length, so padding stays small."""
+"""tf.data pipelines: raw-string batches grouped by length, so padding stays small.
+
+Two sources share one batching path: in-memory examples (what the readers return) and TFRecord
+files (many files, read interleaved, sharded across workers through `tf.distribute.InputContext`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,38 @@ import tensorflow as tf
 
 # Boundaries in characters. Shop queries are short: most fall in the first three buckets.
 CHAR_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 256)
+Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+
+
+def _batches(
+    dataset: tf.data.Dataset,
+    labelled: bool,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    bucket: bool,
+    augment: Augment | None,
+    deterministic: bool = True,
+) -> tf.data.Dataset:
+    """Examples (text[, label]) -> shuffled, length-bucketed, augmented, prefetched batches."""
+    if bucket:
+        dataset = dataset.bucket_by_sequence_length(
+            lambda text, *_: tf.strings.length(text, unit="UTF8_CHAR"),
+            bucket_boundaries=list(CHAR_BUCKETS),
+            bucket_batch_sizes=[batch_size] * (len(CHAR_BUCKETS) + 1),
+        )
+        if shuffle:
+            dataset = dataset.shuffle(64, seed=seed)
+    else:
+        dataset = dataset.batch(batch_size)
+    if augment is not None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda batch, pair: (augment(batch[0], pair), *batch[1:]) if labelled else augment(batch, pair),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=deterministic,
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
 
 
 def text_classification_dataset(
@@ -18,9 +54,9 @@ def text_classification_dataset(
     shuffle: bool = False,
     seed: int = 0,
     bucket: bool = True,
-    augment: Callable[[tf.Tensor, tf.Tensor], tf.Tensor] | None = None,
+    augment: Augment | None = None,
 ) -> tf.data.Dataset:
-    """Batches of raw strings (and label ids), grouped by length.
+    """Batches of raw strings (and label ids) from memory, grouped by length.
 
     The model tokenises inside its graph and pads each batch to its longest text, so grouping texts
     of similar length is what removes padding. Batch order is shuffled with `seed` when `shuffle`.
@@ -37,37 +73,101 @@ def text_classification_dataset(
             `seed`, so the same seed gives the same augmentations. For training data only.
 
     Returns:
-        A dataset of `text` batches, or `(text, label_id)` batches.
+        A dataset of `text` batches, or `(text, label_id)` batches, whose cardinality is known.
     """
     texts = np.asarray(list(texts), dtype=object)
     elements = texts if label_ids is None else (texts, np.asarray(label_ids, dtype=np.int32))
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    batches = int(np.ceil(len(texts) / batch_size))
     if bucket:
-        dataset = dataset.bucket_by_sequence_length(
-            lambda text, *_: tf.strings.length(text, unit="UTF8_CHAR"),
-            bucket_boundaries=list(CHAR_BUCKETS),
-            bucket_batch_sizes=[batch_size] * (len(CHAR_BUCKETS) + 1),
-        )
-        # Bucketing hides the batch count (Keras then cannot size its progress bar). The count does
-        # not depend on order: each length bucket yields ceil(examples in it / batch_size) batches.
+        # The batch count does not depend on order: each bucket yields ceil(its examples / batch_size).
         lengths = np.array([len(text) for text in texts])
         in_bucket = np.bincount(np.searchsorted(CHAR_BUCKETS, lengths, side="right"))
-        dataset = dataset.apply(
-            tf.data.experimental.assert_cardinality(int(np.ceil(in_bucket / batch_size).sum()))
-        )
-        if shuffle:
-            dataset = dataset.shuffle(64, seed=seed)
-    else:
-        dataset = dataset.batch(batch_size)
-    if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda batch, pair: (
-                (augment(batch[0], pair), *batch[1:]) if label_ids is not None else augment(batch, pair)
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        batches = int(np.ceil(in_bucket / batch_size).sum())
+    dataset = _batches(dataset, label_ids is not None, batch_size, shuffle, seed, bucket, augment)
+    # Bucketing hides the batch count; Keras needs it to size progress bars.
+    return dataset.apply(tf.data.experimental.assert_cardinality(batches))
+
+
+def text_classification_dataset_from_tfrecords(
+    patterns: str | Sequence[str],
+    labels: Sequence[str],
+    global_batch_size: int = 32,
+    input_context: tf.distribute.InputContext | None = None,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool | str = False,
+    deterministic: bool = True,
+    bucket: bool = True,
+    augment: Augment | None = None,
+    text_field: str = "text",
+    label_field: str = "label",
+) -> tf.data.Dataset:
+    """Batches of `(text, label_id)` read from TFRecord files of `tf.train.Example{text, label}`.
+
+    Files are read interleaved; with an `input_context` (as `strategy.distribute_datasets_from_function`
+    passes) each input pipeline reads its own share of files, or of records when there are fewer
+    files than pipelines, and batches `input_context.get_per_replica_batch_size(global_batch_size)`.
+
+    Args:
+        patterns: file glob(s).
+        labels: label names; id `i` is `labels[i]`. A record with another label stops the pipeline
+            with an error naming the label.
+        global_batch_size: examples per step over all replicas.
+        input_context: from `tf.distribute`, or None for one pipeline.
+        shuffle: shuffle files and examples each epoch.
+        seed: seed of every shuffle and of augmentation.
+        cache: cache parsed examples in memory (True) or in a file (a path).
+        deterministic: keep a reproducible order (False trades it for throughput).
+        bucket, augment: as in `text_classification_dataset`.
+    """
+    files = tf.io.gfile.glob(patterns) if isinstance(patterns, str) else sorted(
+        path for pattern in patterns for path in tf.io.gfile.glob(pattern)
+    )  # fmt: skip
+    if not files:
+        raise FileNotFoundError(f"no files match {patterns}")
+    pipelines, index = (
+        (input_context.num_input_pipelines, input_context.input_pipeline_id) if input_context else (1, 0)
+    )
+    batch_size = (
+        input_context.get_per_replica_batch_size(global_batch_size) if input_context else global_batch_size
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(sorted(files))
+    shard_files = len(files) >= pipelines
+    if shard_files:
+        dataset = dataset.shard(pipelines, index)
+    if shuffle:
+        dataset = dataset.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset,
+        cycle_length=4,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=deterministic,
+    )
+    if not shard_files:
+        dataset = dataset.shard(pipelines, index)
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(list(labels), tf.range(len(labels), dtype=tf.int32)), -1
+    )
+    spec = {
+        text_field: tf.io.FixedLenFeature([], tf.string),
+        label_field: tf.io.FixedLenFeature([], tf.string),
+    }
+
+    def parse(record):
+        example = tf.io.parse_single_example(record, spec)
+        label_id = table.lookup(example[label_field])
+        tf.debugging.Assert(label_id >= 0, ["label not in the labels given:", example[label_field]])
+        return example[text_field], label_id
+
+    dataset = dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if cache:
+        dataset = dataset.cache("" if cache is True else str(cache))
+    if shuffle:
+        dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    dataset = dataset.with_options(options)
+    return _batches(dataset, True, batch_size, shuffle, seed, bucket, augment, deterministic)

@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
+import tensorflow as tf
 
-from ecomrec_tf.data import text_classification_dataset
+from ecomrec_tf.data import text_classification_dataset, text_classification_dataset_from_tfrecords
 
 
 def test_bucketing_yields_every_example_once_in_length_groups():
@@ -48,3 +50,81 @@ def test_augment_applies_to_every_batch():
     )
     texts = [t.decode() for batch, _ in dataset for t in batch.numpy()]
     assert sorted(texts) == ["RED SHOES", "REFUND"]
+
+
+@pytest.fixture()
+def tfrecord_files(tmp_path):
+    from ecomrec_tf.data.readers import write_tfrecord
+
+    records = [
+        {"text": f"query number {i} " + "x" * (i % 50), "label": ["a", "b", "c"][i % 3]} for i in range(120)
+    ]
+    for shard in range(4):
+        write_tfrecord(records[shard::4], tmp_path / f"part-{shard}.tfrecord")
+    return str(tmp_path / "part-*.tfrecord"), records
+
+
+def _texts(dataset):
+    return [t.decode() for text, _ in dataset for t in text.numpy()]
+
+
+def test_tfrecord_pipeline_reads_every_record_with_its_label(tfrecord_files):
+    pattern, records = tfrecord_files
+    dataset = text_classification_dataset_from_tfrecords(pattern, ["a", "b", "c"], global_batch_size=16)
+    pairs = sorted(
+        (t.decode(), int(y)) for text, label in dataset for t, y in zip(text.numpy(), label.numpy())
+    )
+    assert pairs == sorted((r["text"], "abc".index(r["label"])) for r in records)
+
+
+@pytest.mark.parametrize("pipelines", [2, 8])  # fewer files than pipelines: records are sharded instead
+def test_input_pipelines_split_the_data_without_overlap(tfrecord_files, pipelines):
+    pattern, records = tfrecord_files
+    shards = []
+    for index in range(pipelines):
+        context = tf.distribute.InputContext(num_input_pipelines=pipelines, input_pipeline_id=index,
+                                             num_replicas_in_sync=pipelines)  # fmt: skip
+        dataset = text_classification_dataset_from_tfrecords(
+            pattern, ["a", "b", "c"], 32, input_context=context
+        )
+        assert max(len(text) for text, _ in dataset) <= 32 // pipelines  # per-replica batches
+        shards.append(_texts(dataset))
+    assert sorted(t for shard in shards for t in shard) == sorted(r["text"] for r in records)
+
+
+def test_tfrecord_pipeline_is_deterministic_by_seed_and_cacheable(tfrecord_files):
+    pattern, _ = tfrecord_files
+
+    def order(seed, cache=False):
+        return _texts(text_classification_dataset_from_tfrecords(pattern, ["a", "b", "c"], 8, shuffle=True,
+                                                                  seed=seed, cache=cache))  # fmt: skip
+
+    assert order(5) == order(5) == order(5, cache=True)
+    assert order(5) != order(6)
+
+
+def test_unknown_label_in_a_tfrecord_names_it(tmp_path):
+    from ecomrec_tf.data.readers import write_tfrecord
+
+    write_tfrecord([{"text": "hi", "label": "teleport"}], tmp_path / "x.tfrecord")
+    dataset = text_classification_dataset_from_tfrecords(str(tmp_path / "x.tfrecord"), ["a", "b"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="teleport"):
+        list(dataset)
+    with pytest.raises(FileNotFoundError, match="no files match"):
+        text_classification_dataset_from_tfrecords(str(tmp_path / "none-*.tfrecord"), ["a"])
+
+
+def test_feeds_fit_and_distribute_datasets_from_function(tfrecord_files, tiny_intent_model):
+    """Labels a, b, c become ids 0-2, which the tiny model's three classes take."""
+    pattern, _ = tfrecord_files
+    model = tiny_intent_model
+    model.compile("adam", loss="sparse_categorical_crossentropy")
+    dataset = text_classification_dataset_from_tfrecords(pattern, ["a", "b", "c"], 16)
+    assert np.isfinite(model.fit(dataset, epochs=1, verbose=0).history["loss"][0])
+    strategy = tf.distribute.get_strategy()
+    distributed = strategy.distribute_datasets_from_function(
+        lambda context: text_classification_dataset_from_tfrecords(
+            pattern, ["a", "b", "c"], 16, input_context=context
+        )
+    )
+    assert sum(int(strategy.experimental_local_results(text)[0].shape[0]) for text, _ in distributed) == 120
