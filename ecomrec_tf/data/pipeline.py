@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 # Boundaries in characters. Shop queries are short: most fall in the first three buckets.
-CHAR_BUCKETS = (16, 24, 32, 48, 64, 96, 128, 256)
+CHAR_BUCKETS = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128, 256)
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
