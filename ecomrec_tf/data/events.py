@@ -25,26 +25,24 @@ def read_items(path: str | Path) -> dict[str, dict]:
     """
     path = Path(path)
     items: dict[str, dict] = {}
-    for number, record in enumerate(read_records(path, ("item_id", "title", "category")), start=1):
+    for where, record in read_records(path, ("item_id", "title", "category")):
         price = record.get("price")
         if price not in (None, ""):
             try:
                 price = float(price)
             except (TypeError, ValueError):
-                raise DataError(
-                    f"{path}: record {number}: field 'price' is not a number: {price!r}"
-                ) from None
+                raise DataError(f"{where}: field 'price' is not a number: {price!r}") from None
             if math.isnan(price) or price < 0:
-                raise DataError(f"{path}: record {number}: field 'price' must be >= 0, got {price}")
+                raise DataError(f"{where}: field 'price' must be >= 0, got {price}")
         else:
             price = None
         if record["item_id"] in items:
-            raise DataError(f"{path}: record {number}: duplicate item_id {record['item_id']!r}")
+            raise DataError(f"{where}: duplicate item_id {record['item_id']!r}")
         items[record["item_id"]] = {**record, "description": record.get("description") or "", "price": price}
     return items
 
 
-def _timestamp(value, path: Path, number: int) -> int:
+def _timestamp(value, where: str) -> int:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return int(value)
     if isinstance(value, str):
@@ -56,9 +54,7 @@ def _timestamp(value, path: Path, number: int) -> int:
             )
         except ValueError:
             pass
-    raise DataError(
-        f"{path}: record {number}: field 'timestamp' must be Unix seconds or ISO 8601, got {value!r}"
-    )
+    raise DataError(f"{where}: field 'timestamp' must be Unix seconds or ISO 8601, got {value!r}")
 
 
 @dataclasses.dataclass
@@ -93,14 +89,12 @@ def read_events(path: str | Path, items: dict[str, dict] | None = None) -> tuple
     seen = set()
     events = []
     last_time: dict[str, int] = {}
-    for number, record in enumerate(read_records(path, ("user_id", "item_id", "event")), start=1):
+    for where, record in read_records(path, ("user_id", "item_id", "event")):
         if "timestamp" not in record:
-            raise DataError(f"{path}: record {number}: missing field 'timestamp'")
+            raise DataError(f"{where}: missing field 'timestamp'")
         if record["event"] not in EVENT_TYPES:
-            raise DataError(
-                f"{path}: record {number}: event must be one of {EVENT_TYPES}, got {record['event']!r}"
-            )
-        time = _timestamp(record["timestamp"], path, number)
+            raise DataError(f"{where}: event must be one of {EVENT_TYPES}, got {record['event']!r}")
+        time = _timestamp(record["timestamp"], where)
         if items is not None and record["item_id"] not in items:
             report.unknown_items[record["item_id"]] += 1
             continue

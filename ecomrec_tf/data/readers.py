@@ -100,27 +100,31 @@ def write_tfrecord(records: list[dict], path: str | Path) -> Path:
     return path
 
 
-def read_records(path: str | Path, fields: tuple[str, ...]) -> list[dict[str, str]]:
-    """Reads JSONL or CSV records that must carry non-empty string `fields`.
+def read_records(path: str | Path, fields: tuple[str, ...]) -> list[tuple[str, dict]]:
+    """Reads JSONL, CSV or TFRecord records that must carry non-empty string `fields`.
+
+    Returns:
+        `(where, record)` pairs; `where` names the file and line (`items.jsonl:12`), or the record
+        of a TFRecord file (`items.tfrecord: record 12`), for the caller's own error messages.
 
     Raises:
         DataError: naming the file and line of the first bad record.
     """
     path = Path(path)
     _check_file(path)
+    tfrecord = path.suffix.lower() in (".tfrecord", ".tfrecords")
     records = []
     for number, record in _records(path):
+        where = f"{path}: record {number}" if tfrecord else f"{path}:{number}"
         for field in fields:
             value = record.get(field)
             if value is None:
-                raise DataError(f"{path}:{number}: missing field {field!r}")
+                raise DataError(f"{where}: missing field {field!r}")
             if not isinstance(value, str):
-                raise DataError(
-                    f"{path}:{number}: field {field!r} must be a string, got {type(value).__name__}"
-                )
+                raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
             if not value.strip():
-                raise DataError(f"{path}:{number}: field {field!r} is empty")
-        records.append(record)
+                raise DataError(f"{where}: field {field!r} is empty")
+        records.append((where, record))
     if not records:
         raise DataError(f"{path}: no records")
     return records
@@ -135,7 +139,7 @@ def read_intent_file(path: str | Path) -> tuple[list[str], list[str]]:
     Example:
         >>> texts, labels = read_intent_file("train.jsonl")  # doctest: +SKIP
     """
-    records = read_records(path, ("text", "label"))
+    records = [record for _, record in read_records(path, ("text", "label"))]
     return [r["text"] for r in records], [r["label"].strip() for r in records]
 
 
@@ -147,10 +151,9 @@ def read_dialogues(path: str | Path) -> list[dict]:
     Raises:
         DataError: naming the file and line of a record without a non-empty list of string turns.
     """
-    path = Path(path)
     records = read_records(path, ("reply",))
-    for number, record in enumerate(records, start=1):
+    for where, record in records:
         context = record.get("context")
         if not isinstance(context, list) or not context or not all(isinstance(t, str) for t in context):
-            raise DataError(f"{path}: record {number}: 'context' must be a non-empty list of strings")
-    return records
+            raise DataError(f"{where}: field 'context' must be a non-empty list of strings")
+    return [record for _, record in records]

@@ -33,13 +33,13 @@ def items(tmp_path):
 def test_items_fill_defaults_and_check_prices(items, tmp_path):
     assert items["C"]["description"] == "" and items["C"]["price"] is None
     bad = jsonl(tmp_path / "bad.jsonl", [ITEMS[0], {**ITEMS[1], "price": "cheap"}])
-    with pytest.raises(DataError, match="bad.jsonl: record 2: field 'price' is not a number: 'cheap'"):
+    with pytest.raises(DataError, match="bad.jsonl:2: field 'price' is not a number: 'cheap'"):
         read_items(bad)
     negative = jsonl(tmp_path / "neg.jsonl", [{**ITEMS[1], "price": float("nan")}])
-    with pytest.raises(DataError, match="neg.jsonl: record 1: field 'price' must be >= 0, got nan"):
+    with pytest.raises(DataError, match="neg.jsonl:1: field 'price' must be >= 0, got nan"):
         read_items(negative)
     duplicate = jsonl(tmp_path / "dup.jsonl", [ITEMS[0], ITEMS[0]])
-    with pytest.raises(DataError, match="dup.jsonl: record 2: duplicate item_id 'A'"):
+    with pytest.raises(DataError, match="dup.jsonl:2: duplicate item_id 'A'"):
         read_items(duplicate)
 
 
@@ -61,11 +61,11 @@ def test_unknown_items_duplicates_and_disorder_are_reported_not_fatal(items, tmp
 @pytest.mark.parametrize(
     "event, message",
     [
-        ({"user_id": "u", "item_id": "A", "event": "view"}, "record 2: missing field 'timestamp'"),
-        ({"user_id": "u", "item_id": "A", "timestamp": 1, "event": "like"}, "record 2: event must be one of"),
+        ({"user_id": "u", "item_id": "A", "event": "view"}, "events.jsonl:2: missing field 'timestamp'"),
+        ({"user_id": "u", "item_id": "A", "timestamp": 1, "event": "like"}, "jsonl:2: event must be one of"),
         (
             {"user_id": "u", "item_id": "A", "timestamp": "soon", "event": "view"},
-            "record 2: field 'timestamp'",
+            "events.jsonl:2: field 'timestamp'",
         ),
         ({"item_id": "A", "timestamp": 1, "event": "view"}, "events.jsonl:2: missing field 'user_id'"),
     ],
@@ -122,9 +122,14 @@ def test_tfrecord_round_trip(tmp_path):
 
 
 def test_corrupt_tfrecord_and_bad_dialogues_are_clear_errors(tmp_path):
+    from ecomrec_tf.data.readers import write_tfrecord
+
+    write_tfrecord([{"item_id": "A", "title": "x"}], tmp_path / "no_category.tfrecord")
+    with pytest.raises(DataError, match=r"no_category.tfrecord: record 1: missing field 'category'"):
+        read_items(tmp_path / "no_category.tfrecord")
     (tmp_path / "broken.tfrecord").write_bytes(b"this is not a tfrecord file at all")
     with pytest.raises(DataError, match="broken.tfrecord: corrupt TFRecord file"):
         read_items(tmp_path / "broken.tfrecord")
     bad = jsonl(tmp_path / "d.jsonl", [{"context": "just a string", "reply": "ok"}])
-    with pytest.raises(DataError, match="d.jsonl: record 1: 'context' must be a non-empty list of strings"):
+    with pytest.raises(DataError, match="d.jsonl:1: field 'context' must be a non-empty list of strings"):
         read_dialogues(bad)
