@@ -1,0 +1,66 @@
+"""tf.data datasets for the purchase and dialogue tasks, from the readers' in-memory records."""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+SPEAKERS = ("[customer]", "[agent]")
+
+
+def item_text(item: dict) -> str:
+    """The text the encoder reads for an item: title, category, description."""
+    return " | ".join(
+        part for part in (item["title"], item["category"], item.get("description") or "") if part
+    )
+
+
+def purchase_dataset(
+    examples: list[dict], items: dict[str, dict], batch_size: int = 32, shuffle: bool = False, seed: int = 0
+) -> tf.data.Dataset:
+    """Batches of `({"history", "item", "query", "log_price"}, label)` from `events.purchase_examples`.
+
+    `history` is a ragged batch of item texts (most recent first, possibly empty: a new user),
+    `item` the candidate's text, `query` the search query or "", `log_price` log(1 + price) with 0
+    for an unknown price, `label` 1.0 for a purchase.
+    """
+    texts = {item_id: item_text(item) for item_id, item in items.items()}
+    histories = [[texts[item_id] for item_id in e["history"]] for e in examples]
+    prices = [items[e["item_id"]].get("price") or 0.0 for e in examples]
+    features = {
+        "history": tf.ragged.constant(histories, dtype=tf.string, ragged_rank=1),
+        "item": np.asarray([texts[e["item_id"]] for e in examples], dtype=object),
+        "query": np.asarray([e["query"] or "" for e in examples], dtype=object),
+        "log_price": np.log1p(np.asarray(prices, dtype=np.float32)),
+    }
+    labels = np.asarray([e["label"] for e in examples], dtype=np.float32)
+    dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+    if shuffle:
+        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    return dataset.ragged_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def dialogue_context(turns: list[str], max_turns: int = 3) -> str:
+    """The last `max_turns` turns with speaker markers, oldest dropped first; the last turn is the customer's.
+
+    Example:
+        >>> dialogue_context(["hi", "Hello! How can I help?", "where is my order"], max_turns=2)
+        '[agent] Hello! How can I help? [customer] where is my order'
+    """
+    kept = turns[-max_turns:]
+    offset = len(turns) - len(kept)
+    speakers = [SPEAKERS[(len(turns) - 1 - (offset + i)) % 2] for i in range(len(kept))]
+    return " ".join(f"{speaker} {turn}" for speaker, turn in zip(speakers, kept))
+
+
+def dialogue_dataset(
+    dialogues: list[dict], batch_size: int = 32, max_turns: int = 3, shuffle: bool = False, seed: int = 0
+) -> tf.data.Dataset:
+    """Batches of `({"context", "reply"}, intent)` strings; intent is "" where a dialogue has none."""
+    contexts = np.asarray([dialogue_context(d["context"], max_turns) for d in dialogues], dtype=object)
+    replies = np.asarray([d["reply"] for d in dialogues], dtype=object)
+    intents = np.asarray([d.get("intent") or "" for d in dialogues], dtype=object)
+    dataset = tf.data.Dataset.from_tensor_slices(({"context": contexts, "reply": replies}, intents))
+    if shuffle:
+        dataset = dataset.shuffle(len(dialogues), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
