@@ -16,6 +16,26 @@ CHAR_BUCKETS = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128, 256)
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
 
+def map_with_seeds(dataset: tf.data.Dataset, seed: int, fn, deterministic: bool = True) -> tf.data.Dataset:
+    """Maps `fn(batch, stateless_seed)` over batches; seeds come from `seed`, fresh every epoch."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    return tf.data.Dataset.zip(dataset, seeds).map(
+        fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic
+    )
+
+
+def shard_for(items: Sequence, batch_size: int, input_context: tf.distribute.InputContext | None):
+    """This input pipeline's share of in-memory `items` and its per-replica batch size.
+
+    With `strategy.distribute_datasets_from_function`, each pipeline takes every n-th example and
+    `batch_size` is read as the global batch size.
+    """
+    if input_context is None:
+        return items, batch_size
+    share = items[input_context.input_pipeline_id :: input_context.num_input_pipelines]
+    return share, input_context.get_per_replica_batch_size(batch_size)
+
+
 def _batches(
     dataset: tf.data.Dataset,
     labelled: bool,
@@ -38,11 +58,11 @@ def _batches(
     else:
         dataset = dataset.batch(batch_size)
     if augment is not None:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+        dataset = map_with_seeds(
+            dataset,
+            seed,
             lambda batch, pair: (augment(batch[0], pair), *batch[1:]) if labelled else augment(batch, pair),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=deterministic,
+            deterministic,
         )
     return dataset.prefetch(tf.data.AUTOTUNE)
 
@@ -55,6 +75,7 @@ def text_classification_dataset(
     seed: int = 0,
     bucket: bool = True,
     augment: Augment | None = None,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches of raw strings (and label ids) from memory, grouped by length.
 
@@ -71,12 +92,16 @@ def text_classification_dataset(
         augment: `augment(text, seed) -> text` over a batch of strings, e.g. a
             `preprocessing.TextAugmenter`; `seed` is a fresh stateless seed per batch, drawn from
             `seed`, so the same seed gives the same augmentations. For training data only.
+        input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads its
+            share of the examples, and `batch_size` is the global batch size.
 
     Returns:
         A dataset of `text` batches, or `(text, label_id)` batches, whose cardinality is known.
     """
-    texts = np.asarray(list(texts), dtype=object)
-    elements = texts if label_ids is None else (texts, np.asarray(label_ids, dtype=np.int32))
+    texts, batch_size = shard_for(np.asarray(list(texts), dtype=object), batch_size, input_context)
+    if label_ids is not None:
+        label_ids, _ = shard_for(np.asarray(label_ids, dtype=np.int32), batch_size, input_context)
+    elements = texts if label_ids is None else (texts, label_ids)
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)

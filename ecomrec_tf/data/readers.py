@@ -144,9 +144,10 @@ def read_intent_file(path: str | Path) -> tuple[list[str], list[str]]:
 
 
 def read_dialogues(path: str | Path) -> list[dict]:
-    """Reads dialogues `{context: [turns, oldest first], reply, intent?}` from JSONL or TFRecord.
+    """Reads dialogues `{context: [turns, oldest first], reply, intent?}` from JSONL, CSV or TFRecord.
 
-    Turns alternate customer and agent and end with the customer's message.
+    Turns alternate customer and agent and end with the customer's message. In CSV, `context` is a
+    JSON array of strings.
 
     Raises:
         DataError: naming the file and line of a record without a non-empty list of string turns.
@@ -154,6 +155,11 @@ def read_dialogues(path: str | Path) -> list[dict]:
     records = read_records(path, ("reply",))
     for where, record in records:
         context = record.get("context")
+        if isinstance(context, str) and context.lstrip().startswith("["):
+            try:
+                context = record["context"] = json.loads(context)
+            except json.JSONDecodeError:
+                raise DataError(f"{where}: field 'context' is not a JSON array of strings") from None
         if not isinstance(context, list) or not context or not all(isinstance(t, str) for t in context):
             raise DataError(f"{where}: field 'context' must be a non-empty list of strings")
     return [record for _, record in records]

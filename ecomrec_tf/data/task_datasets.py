@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.data.pipeline import Augment, map_with_seeds, shard_for
+
 SPEAKERS = ("[customer]", "[agent]")
 
 
@@ -15,15 +17,34 @@ def item_text(item: dict) -> str:
     )
 
 
+def _finish(dataset, size: int, batch_size: int, shuffle: bool, seed: int, augment, field: str):
+    if shuffle:
+        dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.ragged_batch(batch_size)
+    if augment is not None:
+        dataset = map_with_seeds(
+            dataset, seed, lambda batch, pair: ({**batch[0], field: augment(batch[0][field], pair)}, batch[1])
+        )
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
 def purchase_dataset(
-    examples: list[dict], items: dict[str, dict], batch_size: int = 32, shuffle: bool = False, seed: int = 0
+    examples: list[dict],
+    items: dict[str, dict],
+    batch_size: int = 32,
+    shuffle: bool = False,
+    seed: int = 0,
+    augment: Augment | None = None,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """Batches of `({"history", "item", "query", "log_price"}, label)` from `events.purchase_examples`.
 
     `history` is a ragged batch of item texts (most recent first, possibly empty: a new user),
     `item` the candidate's text, `query` the search query or "", `log_price` log(1 + price) with 0
-    for an unknown price, `label` 1.0 for a purchase.
+    for an unknown price, `label` 1.0 for a purchase. `augment` (training only) rewrites queries;
+    `input_context` gives this input pipeline its share, as in `pipeline.text_classification_dataset`.
     """
+    examples, batch_size = shard_for(examples, batch_size, input_context)
     texts = {item_id: item_text(item) for item_id, item in items.items()}
     histories = [[texts[item_id] for item_id in e["history"]] for e in examples]
     prices = [items[e["item_id"]].get("price") or 0.0 for e in examples]
@@ -35,9 +56,7 @@ def purchase_dataset(
     }
     labels = np.asarray([e["label"] for e in examples], dtype=np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    if shuffle:
-        dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-    return dataset.ragged_batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query")
 
 
 def dialogue_context(turns: list[str], max_turns: int = 3) -> str:
@@ -54,13 +73,21 @@ def dialogue_context(turns: list[str], max_turns: int = 3) -> str:
 
 
 def dialogue_dataset(
-    dialogues: list[dict], batch_size: int = 32, max_turns: int = 3, shuffle: bool = False, seed: int = 0
+    dialogues: list[dict],
+    batch_size: int = 32,
+    max_turns: int = 3,
+    shuffle: bool = False,
+    seed: int = 0,
+    augment: Augment | None = None,
+    input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
-    """Batches of `({"context", "reply"}, intent)` strings; intent is "" where a dialogue has none."""
+    """Batches of `({"context", "reply"}, intent)` strings; intent is "" where a dialogue has none.
+
+    `augment` (training only) rewrites contexts, never the vetted replies.
+    """
+    dialogues, batch_size = shard_for(dialogues, batch_size, input_context)
     contexts = np.asarray([dialogue_context(d["context"], max_turns) for d in dialogues], dtype=object)
     replies = np.asarray([d["reply"] for d in dialogues], dtype=object)
     intents = np.asarray([d.get("intent") or "" for d in dialogues], dtype=object)
     dataset = tf.data.Dataset.from_tensor_slices(({"context": contexts, "reply": replies}, intents))
-    if shuffle:
-        dataset = dataset.shuffle(len(dialogues), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    return _finish(dataset, len(dialogues), batch_size, shuffle, seed, augment, "context")

@@ -12,8 +12,9 @@ from ecomrec_tf.data import lexicon
 from ecomrec_tf.data.noise import KEY_NEIGHBOURS
 
 SYNONYMS_FILE = Path(__file__).parents[1] / "data" / "synonyms.json"
-# Model numbers, sizes, SKUs, prices, codes: any token with a digit, or two capitals in a row (XL, SAVE).
-PROTECTED_PATTERN = r".*[0-9].*|.*[A-Z][A-Z].*|[#$€£].*"
+# Model numbers, sizes, SKUs, prices, codes: any token with a digit, or two capitals in a row (XL, SAVE);
+# and markers such as [customer] / [agent] in dialogue contexts.
+PROTECTED_PATTERN = r".*[0-9].*|.*[A-Z][A-Z].*|[#$€£].*|\[[a-z_]+\]"
 OPS = ("synonym", "insertion", "deletion", "swap", "typo", "space")
 RANDOM_STREAMS = (*OPS, "typo_detail", "paraphrase")  # each draws from its own stateless stream
 

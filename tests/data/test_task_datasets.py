@@ -60,3 +60,43 @@ def test_dialogue_batches():
         "[agent] Hello! [customer] refund?",
     ]
     assert [i.decode() for i in intents.numpy()] == ["cancel_order", ""]
+
+
+def test_dialogues_from_csv(tmp_path):
+    from ecomrec_tf.data.readers import read_dialogues
+
+    path = tmp_path / "d.csv"
+    path.write_text(
+        'context,reply,intent\n"[""hi"", ""Hello!"", ""wo ist mein Paket?""]",Let me check.,order_status\n'
+    )
+    assert read_dialogues(path) == [
+        {
+            "context": ["hi", "Hello!", "wo ist mein Paket?"],
+            "reply": "Let me check.",
+            "intent": "order_status",
+        }
+    ]
+
+
+def test_input_pipelines_split_in_memory_examples_and_augment_only_the_text():
+    import tensorflow as tf
+
+    from ecomrec_tf.data import text_classification_dataset
+
+    dialogues = [{"context": [f"question {i}"], "reply": f"answer {i}"} for i in range(10)]
+    upper = lambda text, seed: tf.strings.upper(text)  # noqa: E731
+    shares = []
+    for index in range(2):
+        context = tf.distribute.InputContext(2, index, 2)
+        batches = list(dialogue_dataset(dialogues, batch_size=4, input_context=context, augment=upper))
+        assert max(len(features["context"]) for features, _ in batches) == 2  # per-replica share of 4
+        for features, _ in batches:
+            shares += [
+                (c.decode(), r.decode())
+                for c, r in zip(features["context"].numpy(), features["reply"].numpy())
+            ]
+        texts = text_classification_dataset(
+            [f"t{i}" for i in range(10)], list(range(10)), 4, input_context=context
+        )
+        assert sum(len(batch) for batch, _ in texts) == 5
+    assert sorted(shares) == sorted((f"[CUSTOMER] QUESTION {i}", f"answer {i}") for i in range(10))

@@ -13,9 +13,21 @@ TEXTS = [
     "show me Levi's jeans 32x34 in black",
     "cancel my order please",
     "Sony WH-1000XM5 headphones broken",
+    "[agent] how can i help [customer] my parcel never came",
     "hi",
 ]
-PROTECTED = ["Nike", "10.5", "#A-12345", "8841203", "Levi's", "32x34", "Sony", "WH-1000XM5"]
+PROTECTED = [
+    "Nike",
+    "10.5",
+    "#A-12345",
+    "8841203",
+    "Levi's",
+    "32x34",
+    "Sony",
+    "WH-1000XM5",
+    "[agent]",
+    "[customer]",
+]
 
 
 def run(augmenter, seed=(1, 2), texts=TEXTS):
