@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ecomrec_tf.data.pipeline import Augment, map_with_seeds, shard_for
+from ecomrec_tf.data.pipeline import CHAR_BUCKETS, Augment, map_with_seeds, shard_for
 
 SPEAKERS = ("[customer]", "[agent]")
 
@@ -17,10 +17,35 @@ def item_text(item: dict) -> str:
     )
 
 
-def _finish(dataset, size: int, batch_size: int, shuffle: bool, seed: int, augment, field: str):
+def _finish(
+    dataset,
+    size: int,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    augment,
+    field: str,
+    length_field: str,
+    bucket: bool,
+) -> tf.data.Dataset:
+    """Shuffle, batch (grouped by the length of `length_field` when `bucket`), augment `field`, prefetch."""
     if shuffle:
         dataset = dataset.shuffle(size, seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.ragged_batch(batch_size)
+    if bucket:
+        # group_by_window, not bucket_by_sequence_length: batches keep ragged features ragged.
+        boundaries = tf.constant(CHAR_BUCKETS, tf.int32)
+        dataset = dataset.group_by_window(
+            key_func=lambda features, _: tf.cast(
+                tf.searchsorted(
+                    boundaries, [tf.strings.length(features[length_field], "UTF8_CHAR")], "right"
+                )[0],
+                tf.int64,
+            ),
+            reduce_func=lambda _, window: window.ragged_batch(batch_size),
+            window_size=batch_size,
+        )
+    else:
+        dataset = dataset.ragged_batch(batch_size)
     if augment is not None:
         dataset = map_with_seeds(
             dataset, seed, lambda batch, pair: ({**batch[0], field: augment(batch[0][field], pair)}, batch[1])
@@ -36,13 +61,15 @@ def purchase_dataset(
     seed: int = 0,
     augment: Augment | None = None,
     input_context: tf.distribute.InputContext | None = None,
+    bucket: bool = True,
 ) -> tf.data.Dataset:
     """Batches of `({"history", "item", "query", "log_price"}, label)` from `events.purchase_examples`.
 
     `history` is a ragged batch of item texts (most recent first, possibly empty: a new user),
     `item` the candidate's text, `query` the search query or "", `log_price` log(1 + price) with 0
     for an unknown price, `label` 1.0 for a purchase. `augment` (training only) rewrites queries;
-    `input_context` gives this input pipeline its share, as in `pipeline.text_classification_dataset`.
+    `input_context` gives this input pipeline its share, as in `pipeline.text_classification_dataset`;
+    `bucket` groups examples of similar item-text length.
     """
     examples, batch_size = shard_for(examples, batch_size, input_context)
     texts = {item_id: item_text(item) for item_id, item in items.items()}
@@ -56,7 +83,7 @@ def purchase_dataset(
     }
     labels = np.asarray([e["label"] for e in examples], dtype=np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    return _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query")
+    return _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query", "item", bucket)
 
 
 def dialogue_context(turns: list[str], max_turns: int = 3) -> str:
@@ -80,14 +107,16 @@ def dialogue_dataset(
     seed: int = 0,
     augment: Augment | None = None,
     input_context: tf.distribute.InputContext | None = None,
+    bucket: bool = True,
 ) -> tf.data.Dataset:
     """Batches of `({"context", "reply"}, intent)` strings; intent is "" where a dialogue has none.
 
-    `augment` (training only) rewrites contexts, never the vetted replies.
+    `augment` (training only) rewrites contexts, never the vetted replies; `bucket` groups
+    dialogues of similar context length.
     """
     dialogues, batch_size = shard_for(dialogues, batch_size, input_context)
     contexts = np.asarray([dialogue_context(d["context"], max_turns) for d in dialogues], dtype=object)
     replies = np.asarray([d["reply"] for d in dialogues], dtype=object)
     intents = np.asarray([d.get("intent") or "" for d in dialogues], dtype=object)
     dataset = tf.data.Dataset.from_tensor_slices(({"context": contexts, "reply": replies}, intents))
-    return _finish(dataset, len(dialogues), batch_size, shuffle, seed, augment, "context")
+    return _finish(dataset, len(dialogues), batch_size, shuffle, seed, augment, "context", "context", bucket)

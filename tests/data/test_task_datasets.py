@@ -25,7 +25,7 @@ def test_purchase_batches_carry_ragged_histories_and_defined_prices():
         {"history": [], "item_id": "A", "query": None, "label": 1},  # a new user: empty history
         {"history": ["A", "B"], "item_id": "B", "query": "sony headphones", "label": 0},
     ]
-    features, labels = next(iter(purchase_dataset(examples, ITEMS, batch_size=2)))
+    features, labels = next(iter(purchase_dataset(examples, ITEMS, batch_size=2, bucket=False)))
     assert features["history"].row_lengths().numpy().tolist() == [0, 2]
     assert (
         features["history"][1, 0].numpy().decode()
@@ -54,7 +54,7 @@ def test_dialogue_context_keeps_the_last_turns_with_speakers():
 def test_dialogue_batches():
     dialogues = [{"context": ["cancel it"], "reply": "Which order?", "intent": "cancel_order"},
                  {"context": ["hi", "Hello!", "refund?"], "reply": "Refunds take 5 days."}]  # fmt: skip
-    features, intents = next(iter(dialogue_dataset(dialogues, batch_size=2, max_turns=2)))
+    features, intents = next(iter(dialogue_dataset(dialogues, batch_size=2, max_turns=2, bucket=False)))
     assert [c.decode() for c in features["context"].numpy()] == [
         "[customer] cancel it",
         "[agent] Hello! [customer] refund?",
@@ -100,3 +100,15 @@ def test_input_pipelines_split_in_memory_examples_and_augment_only_the_text():
         )
         assert sum(len(batch) for batch, _ in texts) == 5
     assert sorted(shares) == sorted((f"[CUSTOMER] QUESTION {i}", f"answer {i}") for i in range(10))
+
+
+def test_bucketing_groups_by_length_and_keeps_histories_ragged():
+    items = {f"I{n}": {"item_id": f"I{n}", "title": "x" * n, "category": "c"} for n in (3, 4, 88, 90)}
+    examples = [
+        {"history": ["I3"] * (n % 3), "item_id": f"I{n}", "query": None, "label": 0} for n in (3, 88, 4, 90)
+    ]
+    batches = list(purchase_dataset(examples, items, batch_size=2))
+    lengths = sorted(sorted(len(t) for t in features["item"].numpy()) for features, _ in batches)
+    assert lengths == [[7, 8], [92, 94]]  # "x" * n + " | c"
+    history_lengths = sorted(int(n) for features, _ in batches for n in features["history"].row_lengths())
+    assert history_lengths == [0, 0, 1, 1]
