@@ -250,8 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     quick = commands.add_parser("quickstart", help="generate data, train, evaluate, export, reload, predict")
     # Measured on the default data: training MiniLM's top 3 of 6 layers generalises better to unseen
-    # phrasings than full fine-tuning, and early stopping keeps the best validation epoch.
-    _add_training_options(quick, epochs=3, patience=1, top_layers=3)
+    # phrasings than full fine-tuning, and accuracy on unseen phrasings still rises in the 4th epoch
+    # (validation loss does not show it, so no early stopping by default).
+    _add_training_options(quick, epochs=4, top_layers=3)
     quick.add_argument(
         "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
     )

@@ -81,7 +81,8 @@ def test_train_top_layers_option(value, expected):
 
     args = build_parser().parse_args(["quickstart", "--train-top-layers", value])
     assert args.train_top_layers == expected
-    assert build_parser().parse_args(["quickstart"]).train_top_layers == 3
+    defaults = build_parser().parse_args(["quickstart"])
+    assert (defaults.train_top_layers, defaults.epochs, defaults.patience) == (3, 4, None)
 
 
 def test_quickstart_end_to_end(tmp_path, capsys):
