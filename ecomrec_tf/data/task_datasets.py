@@ -94,8 +94,9 @@ def dialogue_context(turns: list[str], max_turns: int = 3) -> str:
         '[agent] Hello! How can I help? [customer] where is my order'
     """
     kept = turns[-max_turns:]
-    offset = len(turns) - len(kept)
-    speakers = [SPEAKERS[(len(turns) - 1 - (offset + i)) % 2] for i in range(len(kept))]
+    speakers = [
+        SPEAKERS[(len(kept) - 1 - i) % 2] for i in range(len(kept))
+    ]  # the last turn is the customer's
     return " ".join(f"{speaker} {turn}" for speaker, turn in zip(speakers, kept))
 
 
