@@ -51,7 +51,9 @@ def latencies(fn, batch: tf.Tensor, seconds: float) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--encoder", default="minilm-l6")
-    parser.add_argument("--train-examples", type=int, default=2200, help="small sets over-count partial batches")
+    parser.add_argument(
+        "--train-examples", type=int, default=2200, help="small sets over-count partial batches"
+    )
     parser.add_argument("--seconds", type=float, default=5.0, help="time per latency measurement")
     args = parser.parse_args()
 
