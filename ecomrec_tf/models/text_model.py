@@ -21,6 +21,12 @@ def strings_to_tensors(x):
     return x
 
 
+def training_output(model: keras.Model, y_pred):
+    """The output a model trains on: `y_pred[model.target_output]`, or `y_pred` if it names none."""
+    target = getattr(model, "target_output", None)
+    return y_pred[target] if target else y_pred
+
+
 class TextModel(keras.Model):
     """A functional Keras model that takes raw strings in `fit`, `evaluate` and `predict`.
 
@@ -35,14 +41,11 @@ class TextModel(keras.Model):
 
     target_output: str | None = None
 
-    def _target(self, y_pred):
-        return y_pred[self.target_output] if self.target_output else y_pred
-
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        return super().compute_loss(x, y, self._target(y_pred), sample_weight, training=training)
+        return super().compute_loss(x, y, training_output(self, y_pred), sample_weight, training=training)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return super().compute_metrics(x, y, self._target(y_pred), sample_weight)
+        return super().compute_metrics(x, y, training_output(self, y_pred), sample_weight)
 
     def fit(self, x=None, y=None, *args, **kwargs):
         return super().fit(strings_to_tensors(x), y, *args, **kwargs)

@@ -12,6 +12,8 @@ from collections.abc import Callable
 import keras
 import tensorflow as tf
 
+from ecomrec_tf.models.text_model import training_output
+
 
 class Trainer:
     """Trains `model` with `strategy.run` steps; build the model and optimizer inside `strategy.scope()`.
@@ -53,9 +55,7 @@ class Trainer:
         self._step = tf.function(self._distributed_step, reduce_retracing=True)
 
     def _per_example_loss(self, y, y_pred) -> tf.Tensor:
-        target = getattr(self.model, "target_output", None)
-        y_pred = y_pred[target] if target else y_pred
-        return self.loss.call(y, y_pred)  # unreduced, one value per example
+        return self.loss.call(y, training_output(self.model, y_pred))  # unreduced, one value per example
 
     def _replica_step(self, x, y):
         with tf.GradientTape() as tape:
