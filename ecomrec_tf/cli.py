@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
+from ecomrec_tf.training.config import ConfigError
 
 EXAMPLE_QUERIES = [
     "where is my parcel?? ordered it last tuesday",
@@ -83,7 +84,9 @@ def _train(args, run_dir: Path):
         sequence_length=args.sequence_length,
         seed=args.seed,
         patience=args.patience,
-        train_top_layers=args.train_top_layers,
+        train_top_layers=None if args.lora_rank else args.train_top_layers,
+        lora_rank=args.lora_rank,
+        layer_decay=args.layer_decay,
     )
     print(f"model: {run_dir / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
     return model
@@ -190,6 +193,37 @@ def cmd_predict(args) -> None:
         _print_predictions(texts, rows)
 
 
+def cmd_train_config(args) -> None:
+    if not args.config:
+        raise ConfigError("give a run config (train --config FILE) or a model to train (train intent ...)")
+    from ecomrec_tf.training.config import load_config
+    from ecomrec_tf.training.run import run
+
+    config = load_config(args.config)
+    run_dir = Path(args.runs_dir) / (
+        args.run_name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    )
+    print(f"run folder: {run_dir}   TensorBoard: tensorboard --logdir {run_dir.parent}")
+    history = run(config, run_dir)
+    last = {key: round(values[-1], 4) for key, values in history.items()}
+    print(json.dumps({"run": str(run_dir), "last_epoch": last}, indent=2))
+
+
+def cmd_tune_intent(args) -> None:
+    from ecomrec_tf.training.tuning import tune_intent
+
+    best = tune_intent(
+        args.train,
+        args.valid,
+        args.out,
+        encoder=args.encoder,
+        max_trials=args.trials,
+        epochs=args.epochs,
+        seed=args.seed,
+    )
+    print(json.dumps(best, indent=2))
+
+
 def cmd_quickstart(args) -> None:
     start = time.perf_counter()
     run_dir = _run_dir(args, "quickstart")
@@ -239,6 +273,8 @@ def _add_training_options(
         help="fine-tune only the top K encoder layers (0: encoder frozen), or 'all'; default: "
         + str(top_layers or "all"),
     )
+    parser.add_argument("--lora-rank", type=int, default=None, help="train LoRA factors of this rank instead")
+    parser.add_argument("--layer-decay", type=float, default=1.0, help="layer-wise learning-rate decay")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
@@ -279,12 +315,32 @@ def build_parser() -> argparse.ArgumentParser:
     describe.add_argument("dir")
     describe.set_defaults(func=cmd_data_describe)
 
-    train = commands.add_parser("train", help="train a model").add_subparsers(dest="what", required=True)
+    train_parser = commands.add_parser(
+        "train", help="train from a run config (train --config FILE), or an intent model (train intent ...)"
+    )
+    train_parser.add_argument("--config", help="TOML or YAML run config; see README 'Training runs'")
+    train_parser.add_argument("--runs-dir", default="runs", help="run outputs go here")
+    train_parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+    train_parser.set_defaults(func=cmd_train_config)
+    train = train_parser.add_subparsers(dest="what")
     train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")
     train_intent.add_argument("--train", required=True)
     train_intent.add_argument("--valid", required=True)
     _add_training_options(train_intent, epochs=3)
     train_intent.set_defaults(func=cmd_train_intent)
+
+    tune = commands.add_parser("tune", help="hyper-parameter search (KerasTuner)").add_subparsers(
+        dest="what", required=True
+    )
+    tune_intent = tune.add_parser("intent", help="search learning rate, batch size, dropout, trained layers")
+    tune_intent.add_argument("--train", required=True)
+    tune_intent.add_argument("--valid", required=True)
+    tune_intent.add_argument("--encoder", default="minilm-l6")
+    tune_intent.add_argument("--trials", type=int, default=8)
+    tune_intent.add_argument("--epochs", type=int, default=2, help="epochs per trial")
+    tune_intent.add_argument("--out", default="runs/tune-intent", help="trials, logs and best.json")
+    tune_intent.add_argument("--seed", type=int, default=0)
+    tune_intent.set_defaults(func=cmd_tune_intent)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model").add_subparsers(
         dest="what", required=True
@@ -326,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (DataError, EncoderError, ExportError, FileNotFoundError) as error:
+    except (ConfigError, DataError, EncoderError, ExportError, FileNotFoundError) as error:
         print(f"ecomrec-tf: error: {error}", file=sys.stderr)
         return 2
     return 0

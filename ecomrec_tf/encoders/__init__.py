@@ -7,15 +7,18 @@ from ecomrec_tf.encoders.bert_encoder import (
     from_pretrained,
     load_encoder,
     minilm_path,
+    save_encoder,
 )
-from ecomrec_tf.encoders.freezing import train_top_layers
+from ecomrec_tf.encoders.freezing import enable_lora, train_top_layers
 
 __all__ = [
     "PRESETS",
     "Encoder",
     "EncoderError",
+    "enable_lora",
     "from_pretrained",
     "load_encoder",
     "minilm_path",
+    "save_encoder",
     "train_top_layers",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import keras_hub
@@ -76,6 +77,9 @@ def from_pretrained(path: str | Path, dropout: float = 0.1) -> Encoder:
     folder = Path(path)
     if not folder.is_dir():
         raise EncoderError(f"{folder}: no such checkpoint folder")
+    if (folder / "metadata.json").is_file() and (folder / "vocab.txt").is_file():  # written by save_encoder
+        backbone = keras_hub.models.BertBackbone.from_preset(str(folder), dropout=dropout)
+        return Encoder(backbone=backbone, tokenizer=_tokenizer(folder / "vocab.txt"), name=str(path))
     for name in REQUIRED_FILES:
         if not (folder / name).is_file():
             raise EncoderError(
@@ -99,12 +103,29 @@ def from_pretrained(path: str | Path, dropout: float = 0.1) -> Encoder:
     return Encoder(backbone=backbone, tokenizer=tokenizer, name=str(path))
 
 
+def save_encoder(encoder: Encoder, folder: str | Path) -> Path:
+    """Saves an encoder (e.g. after MLM pretraining) as a folder `load_encoder(folder)` reads back.
+
+    The folder is a keras-hub preset (`config.json`, `model.weights.h5`, `metadata.json`) plus the
+    WordPiece `vocab.txt`; it is written under a temporary name and renamed into place.
+    """
+    folder = Path(folder)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    encoder.backbone.save_to_preset(str(partial))
+    (partial / "vocab.txt").write_text("\n".join(encoder.tokenizer.get_vocabulary()) + "\n", encoding="utf-8")
+    shutil.rmtree(folder, ignore_errors=True)
+    partial.rename(folder)
+    return folder
+
+
 def load_encoder(name_or_path: str | Path, dropout: float = 0.1, max_sequence_length: int = 512) -> Encoder:
     """Returns the encoder for a preset name or a checkpoint folder.
 
     Args:
         name_or_path: `minilm-l6` (pretrained), `tiny` or `small` (random init), or a folder
-            accepted by `from_pretrained`.
+            accepted by `from_pretrained` (a Hugging Face BERT checkpoint, or one `save_encoder` wrote).
         dropout: dropout rate of the encoder layers while training.
         max_sequence_length: position-embedding size of the random-init presets.
 

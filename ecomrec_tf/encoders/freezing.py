@@ -25,3 +25,35 @@ def train_top_layers(backbone: keras_hub.models.BertBackbone, k: int | None) -> 
         layer.trainable = False
     for layer in layers[max(len(layers) - k, 0) :]:
         layer.trainable = True
+
+
+def enable_lora(backbone: keras_hub.models.BertBackbone, rank: int) -> None:
+    """Trains rank-`rank` LoRA factors on the attention query and value projections, nothing else.
+
+    keras-hub's `enable_lora` freezes the encoder and adds the factors; the query/value biases it
+    leaves trainable are frozen here too, so the encoder's trainable weights are the LoRA factors alone.
+    A backbone that already has LoRA (a reloaded model) keeps its factors.
+    """
+    if rank < 1:
+        raise ValueError(f"the LoRA rank must be 1 or more, got {rank}")
+    targets = set(backbone.default_lora_layer_names())
+    lora_layers = [
+        layer
+        for layer in backbone._flatten_layers(include_self=False)
+        if getattr(layer, "lora_enabled", False)
+    ]
+    if not lora_layers:
+        backbone.enable_lora(rank)
+        lora_layers = [
+            layer
+            for layer in backbone._flatten_layers(include_self=False)
+            if layer.name in targets and getattr(layer, "lora_enabled", False)
+        ]
+    else:
+        for layer in backbone._flatten_layers(include_self=False):
+            layer.trainable = layer in lora_layers
+    for layer in lora_layers:
+        layer.trainable = True
+        for variable in layer.trainable_variables:
+            if "lora_kernel" not in variable.path:
+                variable.trainable = False

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from ecomrec_tf import encoders
 from ecomrec_tf.heads import IntentHead
-from ecomrec_tf.models.text_model import TextModel
+from ecomrec_tf.models.text_model import TextModel, feature_inputs
 from ecomrec_tf.preprocessing import TextPreprocessor
 
 
@@ -27,6 +27,8 @@ class IntentModel(TextModel):
         train_top_layers: train only the top K encoder layers (see
             `encoders.train_top_layers`); None trains the whole encoder. Part of the config, so a
             saved model reloads with the same weights trainable.
+        lora_rank: train rank-`lora_rank` LoRA factors in the encoder's attention instead of its
+            weights (see `encoders.enable_lora`); the head trains fully.
 
     Example:
         >>> from ecomrec_tf.encoders import load_encoder
@@ -47,6 +49,7 @@ class IntentModel(TextModel):
         vector_dim: int = 128,
         dropout: float = 0.1,
         train_top_layers: int | None = None,
+        lora_rank: int | None = None,
         **kwargs,
     ):
         labels = [str(label) for label in labels]
@@ -56,20 +59,26 @@ class IntentModel(TextModel):
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.head = IntentHead(len(labels), vector_dim=vector_dim, dropout=dropout, name="intent_head")
-        encoders.train_top_layers(backbone, train_top_layers)
+        if lora_rank and train_top_layers is not None:
+            raise ValueError("train_top_layers and lora_rank exclude each other: LoRA freezes the encoder")
+        if lora_rank:
+            encoders.enable_lora(backbone, lora_rank)
+        else:
+            encoders.train_top_layers(backbone, train_top_layers)
 
         # === Functional Model ===
-        text = keras.Input(shape=(), dtype="string", name="text")
-        features = preprocessor(text)
+        features = feature_inputs()
         sequence_output = backbone(features)["sequence_output"]
-        outputs = self.head(sequence_output, features["padding_mask"])
-        super().__init__(inputs=text, outputs=outputs, **kwargs)
+        self.core = keras.Model(features, self.head(sequence_output, features["padding_mask"]), name="core")
+        text = keras.Input(shape=(), dtype="string", name="text")
+        super().__init__(inputs=text, outputs=self.core(preprocessor(text)), **kwargs)
 
         # === Config ===
         self.labels = labels
         self.vector_dim = vector_dim
         self.dropout = dropout
         self.train_top_layers = train_top_layers
+        self.lora_rank = lora_rank
 
     def serving_signatures(self):
         """`serving_default(text) -> label, label_id, probabilities, intent_vector` for export."""
@@ -97,6 +106,7 @@ class IntentModel(TextModel):
             "vector_dim": self.vector_dim,
             "dropout": self.dropout,
             "train_top_layers": self.train_top_layers,
+            "lora_rank": self.lora_rank,
         }
 
     @classmethod

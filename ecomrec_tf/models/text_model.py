@@ -21,6 +21,15 @@ def strings_to_tensors(x):
     return x
 
 
+def feature_inputs() -> dict[str, keras.KerasTensor]:
+    """Symbolic `token_ids`, `padding_mask`, `segment_ids` inputs, as `TextPreprocessor` returns them."""
+    return {
+        "token_ids": keras.Input((None,), dtype="int32", name="token_ids"),
+        "padding_mask": keras.Input((None,), dtype="bool", name="padding_mask"),
+        "segment_ids": keras.Input((None,), dtype="int32", name="segment_ids"),
+    }
+
+
 def training_output(model: keras.Model, y_pred):
     """The output a model trains on: `y_pred[model.target_output]`, or `y_pred` if it names none."""
     target = getattr(model, "target_output", None)
@@ -33,6 +42,10 @@ class TextModel(keras.Model):
     Subclasses build their graph in `__init__` and call `super().__init__(inputs=..., outputs=...)`.
     Numpy string arrays and lists of strings are turned into `tf.string` tensors; `tf.data`
     datasets pass through.
+
+    Subclasses split their graph in two: `preprocessor` (strings -> token features, tf-text ops)
+    and `core` (a functional model from `feature_inputs()` to the outputs). The training loop runs
+    `preprocessor` in the input pipeline and `core` on the accelerator, where XLA can compile it.
 
     Models with several named outputs train on one of them, `target_output`: `compile(loss=...,
     metrics=[...])` and `fit(x, y)` then take plain targets for that output, while `predict` and

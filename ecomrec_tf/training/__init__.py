@@ -1,16 +1,20 @@
-"""Training: optimizers, callbacks and the fit entry point shared by every model."""
+"""Training: optimizers, the `fit` entry point and the distributed loop shared by every model."""
 
 from ecomrec_tf.training.fit import fit, run_callbacks
 from ecomrec_tf.training.intent import evaluate_intent, save_model, train_intent
-from ecomrec_tf.training.loop import Trainer
+from ecomrec_tf.training.loop import Trainer, task_probabilities
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.task import Task, text_task
 
 __all__ = [
+    "Task",
     "Trainer",
     "evaluate_intent",
     "fit",
     "make_optimizer",
     "run_callbacks",
     "save_model",
+    "task_probabilities",
+    "text_task",
     "train_intent",
 ]

@@ -16,6 +16,7 @@ from ecomrec_tf.evaluation import classification_metrics, format_report, plot_co
 from ecomrec_tf.models import IntentModel, build_intent_model
 from ecomrec_tf.training.fit import fit
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
 MODEL_FILE = "model.keras"
 
@@ -42,12 +43,15 @@ def train_intent(
     seed: int = 0,
     patience: int | None = None,
     train_top_layers: int | None = None,
+    lora_rank: int | None = None,
+    layer_decay: float = 1.0,
     verbose: int | str = "auto",
 ) -> tuple[IntentModel, dict]:
     """Fine-tunes an intent model and saves it as `run_dir/model.keras`.
 
     Also writes `run_dir/config.json` (these arguments), TensorBoard logs (`train/`, `validation/`),
-    `history.json` and `curves.png`. Rerunning the same command after a crash resumes from the last
+    `history.json` and `curves.png`; TensorBoard also gets the HParams, PR curves per intent, sample
+    predictions and the intent-vector projector on the validation set. Rerunning the same command after a crash resumes from the last
     finished epoch.
 
     Returns:
@@ -66,6 +70,8 @@ def train_intent(
         seed=seed,
         patience=patience,
         train_top_layers=train_top_layers,
+        lora_rank=lora_rank,
+        layer_decay=layer_decay,
     )
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
@@ -78,14 +84,24 @@ def train_intent(
     valid_ids = label_ids(valid_labels, labels, valid_file)
 
     keras.utils.set_random_seed(seed)
+    encoder_ = load_encoder(encoder)
     model = build_intent_model(
-        load_encoder(encoder), labels, sequence_length=sequence_length, train_top_layers=train_top_layers
+        encoder_,
+        labels,
+        sequence_length=sequence_length,
+        train_top_layers=train_top_layers,
+        lora_rank=lora_rank,
     )
     train = text_classification_dataset(train_texts, train_ids, batch_size, shuffle=True, seed=seed)
     valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
     steps_per_epoch = int(train.cardinality())
     model.compile(
-        optimizer=make_optimizer(learning_rate, total_steps=steps_per_epoch * epochs),
+        optimizer=make_optimizer(
+            learning_rate,
+            total_steps=steps_per_epoch * epochs,
+            layer_decay=layer_decay,
+            num_layers=encoder_.backbone.num_layers,
+        ),
         loss=keras.losses.SparseCategoricalCrossentropy(),
         metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
     )
@@ -99,6 +115,8 @@ def train_intent(
         {k: v for k, v in history.items() if k != "examples_per_second" and "learning_rate" not in k},
         run_dir / "curves.png",
     )
+    log_hparams(run_dir, config)
+    intent_report(run_dir, model, valid_texts, valid_ids, step=len(history["loss"]))
     save_model(model, run_dir / MODEL_FILE)
     return model, history
 

@@ -50,3 +50,32 @@ def test_the_choice_is_part_of_the_intent_model_and_survives_saving(tmp_path):
     restored = keras.models.load_model(tmp_path / "m.keras")
     assert restored.train_top_layers == 1
     assert [w.path for w in restored.trainable_weights] == [w.path for w in model.trainable_weights]
+
+
+def test_lora_trains_only_the_lora_factors_and_the_head(tmp_path):
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+    from tests.conftest import LABELS
+
+    keras.utils.set_random_seed(0)
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16, lora_rank=4)
+    encoder_trainable = {w.path for w in model.backbone.trainable_weights}
+    assert encoder_trainable and all("lora_kernel" in path for path in encoder_trainable)
+    assert len(encoder_trainable) == 2 * 2 * 2  # 2 layers x (query, value) x (a, b)
+    before = {w.path: w.numpy().copy() for w in model.weights}
+    model.compile(keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    model.fit(np.array(TEXTS), np.array([0, 1, 2, 0, 1, 2]), epochs=2, verbose=0)
+    changed = {w.path for w in model.weights if not np.array_equal(before[w.path], w.numpy())}
+    assert any("lora_kernel" in path for path in changed)
+    assert any(path.startswith("intent_head") for path in changed)
+    encoder_changed = {path for path in changed if not path.startswith("intent_head")}
+    assert encoder_changed and all("lora_kernel" in path for path in encoder_changed)
+
+    model.save(tmp_path / "lora.keras")
+    restored = keras.models.load_model(tmp_path / "lora.keras")
+    assert {w.path for w in restored.backbone.trainable_weights} == encoder_trainable
+    np.testing.assert_allclose(
+        restored.predict(TEXTS, verbose=0)["probabilities"],
+        model.predict(TEXTS, verbose=0)["probabilities"],
+        atol=1e-5,
+    )

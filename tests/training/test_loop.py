@@ -1,3 +1,7 @@
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -5,67 +9,280 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model
-from ecomrec_tf.training.loop import Trainer
+from ecomrec_tf.training import Trainer, make_optimizer, task_probabilities, text_task
 from tests.conftest import LABELS, TEXTS
 
 IDS = [0, 1, 2, 0, 1, 2]
+CE = keras.losses.SparseCategoricalCrossentropy()
 
 
-def fresh_model():
+def fresh_model(dropout: float = 0.0):
     keras.utils.set_random_seed(3)
-    return build_intent_model(load_encoder("tiny", dropout=0.0), LABELS, sequence_length=16, dropout=0.0)
+    return build_intent_model(
+        load_encoder("tiny", dropout=dropout), LABELS, sequence_length=16, dropout=dropout
+    )
 
 
-def test_the_loop_matches_fit_step_for_step():
-    """Same model, data and seed (no dropout): identical weights after an epoch of fit or of the loop."""
-    data = text_classification_dataset(TEXTS * 3, IDS * 3, batch_size=4, bucket=False)  # a partial last batch
+def data(batch_size=4, repeat=3):
+    return text_classification_dataset(TEXTS * repeat, IDS * repeat, batch_size=batch_size, bucket=False)
+
+
+def accuracy():
+    return [keras.metrics.SparseCategoricalAccuracy("accuracy")]
+
+
+def max_difference(a, b):
+    return max(float(np.abs(x.numpy() - y.numpy()).max()) for x, y in zip(a.weights, b.weights))
+
+
+def test_the_loop_matches_fit_step_for_step(tmp_path):
+    """Same model, data and seed (no dropout): the same weights after an epoch of fit or of the loop."""
     by_fit = fresh_model()
     by_fit.compile(keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    by_fit.fit(data, epochs=1, verbose=0)
+    by_fit.fit(data(), epochs=1, verbose=0)  # 18 texts in batches of 4: a partial last batch
     by_loop = fresh_model()
-    trainer = Trainer(by_loop, keras.optimizers.Adam(1e-3), keras.losses.SparseCategoricalCrossentropy())
-    losses = []
-    trainer.train_epoch(data, on_step=lambda step, loss: losses.append(loss))
-    assert len(losses) == 5 and all(np.isfinite(losses))
-    for a, b in zip(by_fit.weights, by_loop.weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5, err_msg=a.path)
+    trainer = Trainer(
+        text_task("intent", by_loop, CE, train=data(), valid=data(8), metrics=accuracy),
+        keras.optimizers.Adam(1e-3),
+    )
+    history = trainer.fit(epochs=1, run_dir=tmp_path, verbose=0)
+    assert int(trainer.step.numpy()) == 5 and np.isfinite(history["intent_loss"][0])
+    assert 0 <= history["val_intent_accuracy"][0] <= 1
+    assert max_difference(by_fit, by_loop) < 1e-5
+
+
+def test_accumulating_k_micro_batches_matches_a_k_times_larger_batch(tmp_path):
+    """4 micro-batches of 2 in the loop == one batch of 8 == fit accumulating 4 batches of 2.
+
+    SGD, as Adam magnifies float rounding in near-zero gradients.
+    """
+    big = fresh_model()
+    Trainer(text_task("intent", big, CE, train=data(8, 4)), keras.optimizers.SGD(0.1)).fit(
+        1, tmp_path / "big", verbose=0
+    )
+    accumulated = fresh_model()
+    Trainer(
+        text_task("intent", accumulated, CE, train=data(8, 4)),
+        keras.optimizers.SGD(0.1),
+        accumulation_steps=4,
+    ).fit(1, tmp_path / "acc", verbose=0)
+    assert max_difference(big, accumulated) < 1e-5
+    by_fit = fresh_model()
+    by_fit.compile(
+        keras.optimizers.SGD(0.1, gradient_accumulation_steps=4), loss="sparse_categorical_crossentropy"
+    )
+    by_fit.fit(data(2, 4), epochs=1, verbose=0)  # 24 texts: 12 batches of 2, 3 updates
+    assert max_difference(big, by_fit) < 1e-5
+
+
+def test_gradients_are_clipped_by_their_global_norm(tmp_path):
+    model = fresh_model()
+    norms = []
+    trainer = Trainer(
+        text_task("intent", model, CE, train=data()), make_optimizer(1e-3, 5, global_clipnorm=1e-3)
+    )
+    assert trainer.clipnorm == 1e-3 and trainer.optimizer.global_clipnorm is None
+    batch = next(iter(trainer.distribute(trainer.tasks[0], "train")))
+    before = [w.numpy() for w in model.trainable_weights]
+    _, norm = trainer.train_step({"intent": batch})
+    norms.append(float(norm))
+    assert norms[0] > 1e-3  # the reported norm is the one before clipping
+    with pytest.raises(ValueError, match="global_clipnorm"):
+        Trainer(text_task("intent", model, CE, train=data()), keras.optimizers.Adam(1e-3, clipnorm=1.0))
+    assert any(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights))
+
+
+def test_xla_compiled_steps_match_the_plain_ones(tmp_path):
+    plain, compiled = fresh_model(), fresh_model()
+    Trainer(text_task("intent", plain, CE, train=data()), keras.optimizers.Adam(1e-3)).fit(
+        1, tmp_path / "a", verbose=0
+    )
+    Trainer(
+        text_task("intent", compiled, CE, train=data()), keras.optimizers.Adam(1e-3), jit_compile=True
+    ).fit(1, tmp_path / "b", verbose=0)
+    assert max_difference(plain, compiled) < 1e-4
+
+
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains(tmp_path, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        model = fresh_model()
+        assert model.backbone.compute_dtype == policy.split("_")[1]
+        optimizer = make_optimizer(1e-3, 10, loss_scale=policy == "mixed_float16")
+        trainer = Trainer(text_task("intent", model, CE, train=data()), optimizer)
+        history = trainer.fit(2, tmp_path, verbose=0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(np.isfinite(history["intent_loss"]))
+    assert (
+        model.get_layer("core").output["probabilities"].dtype == "float32"
+    )  # the head's softmax stays float32
+
+
+def test_two_tasks_share_the_encoder_and_report_per_task(tmp_path):
+    """Sum mode: one batch of each task per step; sample mode draws tasks in proportion to their size."""
+    encoder = load_encoder("tiny")
+    keras.utils.set_random_seed(0)
+    first = build_intent_model(encoder, LABELS, sequence_length=16)
+    second = build_intent_model(encoder, ["a", "b"], sequence_length=16)
+    tasks = [
+        text_task("intent", first, CE, train=data(), valid=data(8), metrics=accuracy),
+        text_task("binary", second, CE, train=text_classification_dataset(TEXTS, [0, 1] * 3, 3), weight=0.5),
+    ]
+    trainer = Trainer(tasks, keras.optimizers.Adam(1e-3))
+    history = trainer.fit(1, tmp_path / "sum", verbose=0)
+    assert {"intent_loss", "binary_loss", "val_intent_loss", "val_intent_accuracy"} <= set(history)
+    assert int(trainer.consumed["binary"].numpy()) == 5  # one batch per step, repeating its 2 batches
+
+    sampled = Trainer(tasks, keras.optimizers.Adam(1e-3), mixing="sample", temperature=1.0, seed=0)
+    sizes = [int(task.dataset("train").cardinality()) for task in tasks]
+    draws = [sampled._draw(step)[0] for step in range(400)]
+    assert abs(draws.count("intent") / 400 - sizes[0] / sum(sizes)) < 0.07
+    np.testing.assert_allclose(task_probabilities([5, 2], temperature=1e6), [0.5, 0.5], atol=1e-5)
+    np.testing.assert_allclose(task_probabilities([9, 1], temperature=2), [0.75, 0.25])
+
+
+def test_early_stopping_restores_the_best_epoch(tmp_path):
+    model = fresh_model()
+    snapshots = []
+    trainer = Trainer(
+        text_task("intent", model, CE, train=data(), valid=data(8), metrics=accuracy),
+        keras.optimizers.Adam(3e-2),
+    )  # large enough to overshoot
+    history = trainer.fit(
+        6,
+        tmp_path,
+        monitor="val_intent_loss",
+        patience=2,
+        on_epoch_end=[lambda t, epoch, logs: snapshots.append([w.numpy() for w in model.weights])],
+        verbose=0,
+    )
+    losses = history["val_intent_loss"]
+    best = int(np.argmin(losses))
+    for saved, weight in zip(snapshots[best], model.weights):
+        np.testing.assert_allclose(saved, weight.numpy(), atol=1e-6)
+    assert len(losses) == 6 or len(losses) == best + 3  # stopped two epochs after the best
+
+
+def test_tensorboard_gets_scalars_for_every_task(tmp_path):
+    model = fresh_model()
+    Trainer(
+        text_task("intent", model, CE, train=data(), valid=data(8), metrics=accuracy),
+        keras.optimizers.Adam(1e-3),
+    ).fit(1, tmp_path, log_every=1, verbose=0)
+    tags = set()
+    for split in ("train", "validation"):
+        for event_file in (tmp_path / split).iterdir():
+            for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+                tags |= {value.tag for value in event.summary.value}
+    assert {
+        "loss/intent_loss",
+        "gradient_norm",
+        "learning_rate",
+        "examples_per_second",
+        "tokens_per_second",
+        "epoch/intent_accuracy",
+        "epoch/intent_loss",
+    } <= tags
+
+
+def _script(*args, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tests.training.loop_script", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=600,
+    )
 
 
 @pytest.mark.subprocess
-def test_two_replicas_match_one_at_the_same_global_batch():
-    """MirroredStrategy over 2 logical CPUs gives the weights of 1 replica (tolerance 1e-5)."""
+def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
+    """SIGKILL at step 8 (checkpoints every 2 steps, 3 an epoch); the rerun ends like an unbroken run."""
+    killed = _script(tmp_path / "run", tmp_path / "resumed.npz", "--kill-at", 8)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoints" / "ckpt-8.index").exists()
+    resumed = _script(tmp_path / "run", tmp_path / "resumed.npz")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trained 12 steps" in resumed.stdout
+    unbroken = _script(tmp_path / "other", tmp_path / "unbroken.npz")
+    assert unbroken.returncode == 0, unbroken.stderr[-3000:]
+    a, b = np.load(tmp_path / "resumed.npz"), np.load(tmp_path / "unbroken.npz")
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) < 1e-6
+
+
+@pytest.mark.subprocess
+def test_two_replicas_match_one_at_the_same_global_batch(tmp_path):
+    """MirroredStrategy over 2 logical CPUs gives the weights of 1 replica (no dropout; tolerance 1e-5)."""
     script = textwrap.dedent(
         """
         import sys, numpy as np, tensorflow as tf
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-        sys.path.insert(0, ".")
         import keras
         from ecomrec_tf.data import text_classification_dataset
-        from tests.training.test_loop import fresh_model, TEXTS, IDS
-        from ecomrec_tf.training.loop import Trainer
+        from ecomrec_tf.training import Trainer, make_optimizer, text_task
+        from tests.training.test_loop import fresh_model, TEXTS, IDS, CE
         results = []
         one = tf.distribute.OneDeviceStrategy("/cpu:0")
-        for strategy in (one, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])):
+        for i, strategy in enumerate((one, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))):
             with strategy.scope():
                 model = fresh_model()
-                loss = keras.losses.SparseCategoricalCrossentropy()
-                trainer = Trainer(model, keras.optimizers.Adam(1e-3), loss, strategy)
-            data = strategy.distribute_datasets_from_function(
-                lambda c: text_classification_dataset(TEXTS * 4, IDS * 4, 8, bucket=False, input_context=c)
-            )
-            trainer.train_epoch(data)
+                task = text_task("intent", model, CE, train=lambda c: text_classification_dataset(
+                    TEXTS * 4, IDS * 4, 8, bucket=False, input_context=c))
+                trainer = Trainer(task, make_optimizer(1e-3, 3, global_clipnorm=0.5), strategy)
+            trainer.fit(1, sys.argv[1] + str(i), verbose=0)
             results.append([w.numpy() for w in model.weights])
             print(strategy.num_replicas_in_sync, "replicas")
         print("max difference", max(float(np.abs(a - b).max()) for a, b in zip(*results)))
         """
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "run")], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 replicas" in result.stdout
-    difference = float(result.stdout.strip().splitlines()[-1].split()[-1])
-    assert difference < 1e-5
+    assert float(result.stdout.strip().splitlines()[-1].split()[-1]) < 1e-5
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.subprocess
+def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
+    """MultiWorkerMirroredStrategy, 2 worker processes talking over localhost (TF_CONFIG)."""
+    workers = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+    processes = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.training.loop_script",
+                    tmp_path / "run",
+                    tmp_path / f"w{index}.npz",
+                ],
+                env={**os.environ, "TF_CONFIG": tf_config},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (out, err) in zip(processes, outputs):
+        assert process.returncode == 0, err[-3000:]
+        assert "on 2 replicas" in out
+    a, b = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint").exists()  # the chief's checkpoints

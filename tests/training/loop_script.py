@@ -1,0 +1,61 @@
+"""Trains the tiny intent model with the Trainer in a fresh process, for the multi-worker and crash tests.
+
+Usage: python -m tests.training.loop_script RUN_DIR OUT.npz [--kill-at STEP] [--replicas N]
+With TF_CONFIG set, runs under MultiWorkerMirroredStrategy.
+"""
+
+import argparse
+import os
+import signal
+
+import numpy as np
+import tensorflow as tf
+
+parser = argparse.ArgumentParser()
+parser.add_argument("run_dir")
+parser.add_argument("out")
+parser.add_argument("--kill-at", type=int)
+parser.add_argument("--replicas", type=int, default=1)
+args = parser.parse_args()
+
+if args.replicas > 1:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * args.replicas)
+if "TF_CONFIG" in os.environ:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+elif args.replicas > 1:
+    strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(args.replicas)])
+else:
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+
+import keras  # noqa: E402
+
+from ecomrec_tf.data import text_classification_dataset  # noqa: E402
+from ecomrec_tf.encoders import load_encoder  # noqa: E402
+from ecomrec_tf.models import build_intent_model  # noqa: E402
+from ecomrec_tf.training import Trainer, make_optimizer, text_task  # noqa: E402
+from tests.conftest import LABELS, TEXTS  # noqa: E402
+
+IDS = [0, 1, 2, 0, 1, 2]
+with strategy.scope():
+    keras.utils.set_random_seed(3)
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    task = text_task(
+        "intent",
+        model,
+        keras.losses.SparseCategoricalCrossentropy(),
+        train=lambda ctx: text_classification_dataset(
+            TEXTS * 4, IDS * 4, 8, shuffle=True, seed=1, input_context=ctx
+        ),
+    )
+    trainer = Trainer(task, make_optimizer(1e-3, total_steps=12), strategy)
+
+
+def kill(step, logs):
+    if step == args.kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+trainer.fit(epochs=4, run_dir=args.run_dir, checkpoint_every=2, on_step=kill, verbose=0)
+np.savez(args.out, *[w.numpy() for w in model.weights])
+print("trained", int(trainer.step.numpy()), "steps on", strategy.num_replicas_in_sync, "replicas")

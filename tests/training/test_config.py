@@ -1,0 +1,85 @@
+import json
+
+import pytest
+import tensorflow as tf
+import yaml
+
+from ecomrec_tf.cli import main
+from ecomrec_tf.training.config import ConfigError, load_config, parse_config
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def test_bad_configs_name_the_file_and_the_field(tmp_path):
+    with pytest.raises(ConfigError, match=r"c.toml: unknown field\(s\) learning_rat;"):
+        load_config(write(tmp_path / "c.toml", 'learning_rat = 1e-4\n[tasks.intent]\ntrain="a"\nvalid="b"\n'))
+    with pytest.raises(ConfigError, match="field 'mixed_precision' is 'fp8'"):
+        parse_config({"tasks": {"mlm": {"shop_dir": "x"}}, "mixed_precision": "fp8"})
+    with pytest.raises(ConfigError, match="tasks.intent needs 'train' and 'valid'"):
+        parse_config({"tasks": {"intent": {"train": "a"}}})
+    with pytest.raises(ConfigError, match="tasks.ranking: unknown task"):
+        parse_config({"tasks": {"ranking": {}}})
+    with pytest.raises(ConfigError, match="'epochs' must be a positive integer"):
+        parse_config({"tasks": {"mlm": {"shop_dir": "x"}}, "epochs": 0})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(write(tmp_path / "c.yaml", "tasks: [unclosed\n"))
+    assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+def test_a_multi_task_config_runs_from_the_cli_and_its_saved_config_repeats_it(
+    tmp_path, intent_data_dir, capsys
+):
+    config = tmp_path / "run.toml"
+    write(
+        config,
+        f"""
+encoder = "tiny"
+epochs = 1
+batch_size = 16
+sequence_length = 24
+learning_rate = 1e-3
+checkpoint_every = 5
+layer_decay = 0.8
+monitor = "val_intent_accuracy"
+mode = "max"
+
+[tasks.intent]
+train = "{intent_data_dir / "train.jsonl"}"
+valid = "{intent_data_dir / "valid.jsonl"}"
+weight = 0.7
+
+[tasks.mlm]
+texts = ["{intent_data_dir / "train.jsonl"}"]
+weight = 0.3
+""",
+    )
+    assert (
+        main(["train", "--config", str(config), "--runs-dir", str(tmp_path / "runs"), "--run-name", "a"]) == 0
+    )
+    run_dir = tmp_path / "runs" / "a"
+    printed = capsys.readouterr().out
+    out = json.loads(printed[printed.rindex("\n{") :])
+    assert {"intent_loss", "mlm_loss", "val_intent_accuracy"} <= set(out["last_epoch"])
+    for name in (
+        "model.keras",
+        "encoder/config.json",
+        "config.yaml",
+        "history.json",
+        "checkpoints/checkpoint",
+    ):
+        assert (run_dir / name).exists(), name
+    saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert saved["tasks"]["mlm"]["weight"] == 0.3 and saved["layer_decay"] == 0.8
+    assert load_config(run_dir / "config.yaml") == load_config(config)
+    tags = set()
+    for event_file in (run_dir / "validation").iterdir():
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            tags |= {value.tag for value in event.summary.value}
+    assert "intent/sample_predictions/text_summary" in tags or "intent/sample_predictions" in tags
+    assert any(tag.startswith("intent/") and "pr_curve" not in tag for tag in tags)
+    assert (run_dir / "projector" / "projector_config.pbtxt").exists()
+    assert len((run_dir / "projector" / "metadata.tsv").read_text().splitlines()) > 10
+    assert any(path.name.startswith("events") for path in run_dir.iterdir())  # the HParams summary
