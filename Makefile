@@ -29,6 +29,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/intent.py $(ARGS)
 	$(BIN)/python bench/pipeline.py $(ARGS)
+	$(BIN)/python bench/training.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

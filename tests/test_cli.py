@@ -28,6 +28,21 @@ def test_train_writes_the_run_folder(trained_run):
     assert any((trained_run / "validation").glob("events.out.tfevents.*"))
     assert not (trained_run / "backup").exists()  # removed once training finished
     assert json.loads((trained_run / "config.json").read_text())["encoder"] == "tiny"
+    assert (trained_run / "projector" / "projector_config.pbtxt").is_file()  # intent vectors in TensorBoard
+    assert any(trained_run.glob("events.out.tfevents.*"))  # the HParams summary
+
+
+def test_pr_curves_and_sample_predictions_reach_tensorboard(trained_run):
+    import tensorflow as tf
+
+    plugins, tags = set(), set()
+    for event_file in (trained_run / "validation").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
+            for value in event.summary.value:
+                tags.add(value.tag)
+                plugins.add(value.metadata.plugin_data.plugin_name)
+    assert {"pr_curves", "text"} <= plugins
+    assert any(tag.startswith("intent/order_status") for tag in tags)
 
 
 def test_evaluate_prints_json(trained_run, intent_data_dir, capsys):

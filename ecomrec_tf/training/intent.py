@@ -51,8 +51,8 @@ def train_intent(
 
     Also writes `run_dir/config.json` (these arguments), TensorBoard logs (`train/`, `validation/`),
     `history.json` and `curves.png`; TensorBoard also gets the HParams, PR curves per intent, sample
-    predictions and the intent-vector projector on the validation set. Rerunning the same command after a crash resumes from the last
-    finished epoch.
+    predictions and the intent-vector projector on the validation set. Rerunning the same command
+    after a crash resumes from the last finished epoch.
 
     Returns:
         `(model, history)`.

@@ -127,7 +127,7 @@ class Trainer:
             self.wait = tf.Variable(0, dtype=tf.int64, trainable=False, name="wait")
         self._grads = tf.function(self._grads_and_losses, jit_compile=jit_compile, reduce_retracing=True)
         self._steps: dict[tuple[str, ...], Callable] = {}
-        self._eval_steps: dict[str, Callable] = {}
+        self._eval_steps: dict[str, tuple] = {}
         self.is_chief = _is_chief(self.strategy)
 
     def _trainable_variables(self) -> list:
@@ -242,24 +242,33 @@ class Trainer:
     # --- evaluation ----------------------------------------------------------------------------
     def evaluate(self, task: Task) -> dict[str, float]:
         """Weighted mean loss and the task's metrics over its validation data, as `<task>_<metric>`."""
-        with self.strategy.scope():
-            metrics = task.metrics()
+        if task.name not in self._eval_steps:
+            with self.strategy.scope():
+                metrics = task.metrics()
 
-        def replica_fn(batch):
-            x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-            y_pred = task.model(x, training=False)
-            target = y_pred[task.output] if task.output else y_pred
-            losses = tf.cast(task.loss.call(y, target), tf.float32)
-            weights = tf.ones_like(losses) if sample_weight is None else tf.cast(sample_weight, tf.float32)
-            for metric in metrics:
-                metric.update_state(y, target, sample_weight=sample_weight)
-            return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
+            def replica_fn(batch):
+                x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+                y_pred = task.model(x, training=False)
+                target = tf.cast(y_pred[task.output] if task.output else y_pred, tf.float32)
+                losses = tf.cast(task.loss.call(y, target), tf.float32)
+                weights = (
+                    tf.ones_like(losses) if sample_weight is None else tf.cast(sample_weight, tf.float32)
+                )
+                for metric in metrics:
+                    metric.update_state(y, target, sample_weight=sample_weight)
+                return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
-        @tf.function(reduce_retracing=True)
-        def step(batch):
-            total, count = self.strategy.run(replica_fn, args=(batch,))
-            return self.strategy.reduce(SUM, total, axis=None), self.strategy.reduce(SUM, count, axis=None)
+            @tf.function(reduce_retracing=True)
+            def step(batch):
+                total, count = self.strategy.run(replica_fn, args=(batch,))
+                return self.strategy.reduce(SUM, total, axis=None), self.strategy.reduce(
+                    SUM, count, axis=None
+                )
 
+            self._eval_steps[task.name] = (metrics, step)
+        metrics, step = self._eval_steps[task.name]
+        for metric in metrics:
+            metric.reset_state()
         total = count = 0.0
         for batch in self.distribute(task, "valid"):
             batch_total, batch_count = step(batch)
@@ -382,7 +391,8 @@ class Trainer:
                         tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
                         tf.summary.scalar("examples_per_second", examples / seconds)
                         tf.summary.scalar("tokens_per_second", tokens / seconds)
-                manager.save(checkpoint_number=step)  # only every `checkpoint_every` steps
+                if checkpoint_every:
+                    manager.save(checkpoint_number=step)  # saves once `checkpoint_every` steps have passed
                 progress.update(step - epoch * steps_per_epoch, [(k, v) for k, v in logs.items()])
                 if on_step is not None:
                     on_step(step, logs)

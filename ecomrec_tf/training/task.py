@@ -66,12 +66,22 @@ def text_task(
     valid: DatasetFn | tf.data.Dataset | None = None,
     weight: float = 1.0,
     metrics: Callable[[], list[keras.metrics.Metric]] = list,
+    pad_to_multiple: int | None = None,
 ) -> Task:
-    """A task for a `TextModel` on batches of raw strings: tokenised in the input pipeline, `core` trains."""
+    """A task for a `TextModel` on batches of raw strings: tokenised in the input pipeline, `core` trains.
+
+    `pad_to_multiple` pads each batch's token length up to a multiple (e.g. 16), so that XLA
+    (`Trainer(jit_compile=True)`) compiles a handful of shapes instead of one per length.
+    """
     preprocessor = model.preprocessor
 
     def prepare(x, *rest):
-        return (preprocessor(x), *rest)
+        features = preprocessor(x)
+        if pad_to_multiple:
+            length = tf.shape(features["token_ids"])[1]
+            extra = (-length) % pad_to_multiple
+            features = {key: tf.pad(value, [[0, 0], [0, extra]]) for key, value in features.items()}
+        return (features, *rest)
 
     return Task(
         name=name,

@@ -1,0 +1,165 @@
+"""Training throughput: the Trainer loop and `model.fit`, with and without length bucketing and XLA, and MFU.
+
+One run, on this machine, same model and data for every row:
+- examples/s and real (non-padding) tokens/s over timed steps after warm-up steps (tracing, XLA
+  compilation and the first batches are not timed);
+- model FLOP utilisation: training FLOPs per real token from the encoder config
+  (6 x non-embedding parameters + 6 x layers x hidden x padded length for attention scores and values,
+  x padded/real tokens for the padding the batch computes anyway) over a float32 matmul peak
+  measured in the same run.
+
+    python bench/training.py [--encoder minilm-l6] [--batch-size 32] [--steps 24] [--precision float32]
+"""
+
+import argparse
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from ecomrec_tf.data import text_classification_dataset
+from ecomrec_tf.data.intent_data import generate_intent_data
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.models import build_intent_model
+from ecomrec_tf.training import Trainer, make_optimizer, text_task
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--encoder", default="minilm-l6")
+parser.add_argument("--batch-size", type=int, default=32)
+parser.add_argument("--warmup-steps", type=int, default=12)
+parser.add_argument("--steps", type=int, default=24, help="timed steps per row")
+parser.add_argument("--precision", default="float32", help="float32, mixed_bfloat16 or mixed_float16")
+args = parser.parse_args()
+
+
+def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
+    """Float32 FLOP/s of a large matmul on the default device."""
+    dtype = tf.bfloat16 if args.precision == "mixed_bfloat16" else tf.float32
+    a, b = tf.random.normal([n, n], dtype=tf.float32), tf.random.normal([n, n], dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+    matmul = tf.function(lambda x, y: tf.matmul(x, y))
+    matmul(a, b).numpy()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        matmul(a, b).numpy()
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - start)
+
+
+def flops_per_real_token(backbone, padded_length: float, padding_ratio: float) -> float:
+    hidden, layers = backbone.hidden_dim, backbone.num_layers
+    non_embedding = sum(
+        int(np.prod(w.shape)) for w in backbone.weights if w.path.startswith("transformer_layer_")
+    )
+    per_padded_token = 6 * non_embedding + 6 * layers * hidden * padded_length * 2
+    return per_padded_token * padding_ratio
+
+
+keras.mixed_precision.set_global_policy(args.precision)
+steps = args.warmup_steps + args.steps
+examples = generate_intent_data(seed=0, train_per_intent=200, eval_per_intent=1)["train"]
+rng = np.random.default_rng(0)
+chosen = rng.choice(len(examples), size=steps * args.batch_size, replace=False)
+texts = [examples[i][0] for i in chosen]
+labels = sorted({label for _, label in examples})
+ids = [labels.index(examples[i][1]) for i in chosen]
+
+
+def new_model():
+    keras.utils.set_random_seed(0)
+    return build_intent_model(load_encoder(args.encoder), labels, sequence_length=64)
+
+
+def data(bucket: bool):
+    return text_classification_dataset(texts, ids, args.batch_size, shuffle=True, seed=0, bucket=bucket)
+
+
+def token_stats(model, dataset, pad_to: int | None):
+    real = padded = 0
+    lengths = []
+    for x, _ in dataset:
+        features = model.preprocessor(x)
+        length = int(features["token_ids"].shape[1])
+        if pad_to:
+            length = -(-length // pad_to) * pad_to
+        real += int(tf.reduce_sum(tf.cast(features["padding_mask"], tf.int32)))
+        padded += length * int(features["token_ids"].shape[0])
+        lengths.append(length)
+    return real, padded, float(np.mean(lengths))
+
+
+class Timer(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == args.warmup_steps - 1:
+            self.start = time.perf_counter()
+        self.end = time.perf_counter()
+
+
+def run_fit(bucket: bool, xla: bool) -> float:
+    model = new_model()
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    if xla:  # XLA cannot compile the tf-text tokenizer: train the core on pipeline-tokenised batches
+        target = model.core
+        dataset = data(bucket).map(lambda x, y: (model.preprocessor(x), y))
+        target.compile(make_optimizer(1e-4, 1000), loss={"probabilities": loss}, jit_compile=True)
+        dataset = dataset.map(lambda x, y: (x, {"probabilities": y}))
+    else:
+        target, dataset = model, data(bucket)
+        target.compile(make_optimizer(1e-4, 1000), loss=loss, jit_compile=False)
+    timer = Timer()
+    target.fit(dataset, epochs=1, verbose=0, callbacks=[timer])
+    return timer.end - timer.start
+
+
+def run_loop(bucket: bool, xla: bool) -> float:
+    model = new_model()
+    task = text_task(
+        "intent",
+        model,
+        keras.losses.SparseCategoricalCrossentropy(),
+        train=data(bucket),
+        pad_to_multiple=16 if xla else None,
+    )
+    trainer = Trainer(
+        task, make_optimizer(1e-4, 1000, loss_scale=args.precision == "mixed_float16"), jit_compile=xla
+    )
+    for step, batch in enumerate(trainer.distribute(task, "train")):
+        if step == args.warmup_steps:
+            start = time.perf_counter()
+        losses, _ = trainer.train_step({"intent": batch})
+        float(losses["intent"])
+    return time.perf_counter() - start
+
+
+peak = matmul_peak()
+print(
+    f"device: {tf.config.list_logical_devices()[-1].device_type}, precision {args.precision}, "
+    f"encoder {args.encoder}, batch {args.batch_size}, {args.steps} timed steps after {args.warmup_steps}"
+)
+print(f"measured matmul peak: {peak / 1e9:.1f} GFLOP/s\n")
+reference = new_model()
+rows = []
+header = f"{'path':<6} {'bucketing':<9} {'XLA':<4} {'ex/s':>7} {'tokens/s':>9} {'pad %':>6} {'MFU %':>6}"
+header += f" {'vs loop':>8}"
+print(header)
+for path, bucket, xla in [
+    ("loop", False, False),
+    ("loop", True, False),
+    ("loop", True, True),
+    ("fit", False, False),
+    ("fit", True, False),
+    ("fit", True, True),
+]:
+    seconds = (run_loop if path == "loop" else run_fit)(bucket, xla)
+    timed = data(bucket).skip(args.warmup_steps)
+    real, padded, mean_length = token_stats(reference, timed, 16 if (xla and path == "loop") else None)
+    examples_per_second = args.steps * args.batch_size / seconds
+    tokens_per_second = real / seconds
+    mfu = tokens_per_second * flops_per_real_token(reference.backbone, mean_length, padded / real) / peak
+    rows.append((path, bucket, xla, examples_per_second))
+    baseline = rows[0][3]
+    print(
+        f"{path:<6} {str(bucket):<9} {str(xla):<4} {examples_per_second:>7.1f} {tokens_per_second:>9.0f} "
+        f"{100 * (1 - real / padded):>6.1f} {100 * mfu:>6.1f} {examples_per_second / baseline:>7.2f}x"
+    )
