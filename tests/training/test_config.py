@@ -83,3 +83,31 @@ weight = 0.3
     assert (run_dir / "projector" / "projector_config.pbtxt").exists()
     assert len((run_dir / "projector" / "metadata.tsv").read_text().splitlines()) > 10
     assert any(path.name.startswith("events") for path in run_dir.iterdir())  # the HParams summary
+
+
+def test_the_shipped_configs_parse():
+    from pathlib import Path
+
+    configs = sorted((Path(__file__).parents[2] / "configs").iterdir())
+    assert {path.suffix for path in configs} == {".toml", ".yaml"}
+    for path in configs:
+        assert load_config(path).tasks
+
+
+def test_a_saved_config_repeats_the_run_exactly(tmp_path, intent_data_dir):
+    from ecomrec_tf.training.run import run
+
+    config = parse_config(
+        {
+            "encoder": "tiny",
+            "epochs": 1,
+            "steps_per_epoch": 3,
+            "batch_size": 8,
+            "sequence_length": 16,
+            "dropout": 0.1,
+            "tasks": {"mlm": {"texts": [str(intent_data_dir / "valid.jsonl")]}},
+        }  # fmt: skip
+    )
+    first = run(config, tmp_path / "first", verbose=0)
+    second = run(load_config(tmp_path / "first" / "config.yaml"), tmp_path / "second", verbose=0)
+    assert first["mlm_loss"] == second["mlm_loss"]
