@@ -23,6 +23,8 @@ parser.add_argument("--users", type=int, default=1000)
 parser.add_argument("--mlm-epochs", type=int, default=1)
 parser.add_argument("--intent-epochs", type=int, default=4)
 parser.add_argument("--encoder", default="minilm-l6")
+parser.add_argument("--head-warmup-steps", type=int, default=0, help="train the new MLM head alone first")
+parser.add_argument("--skip-original", action="store_true", help="only the MLM-pretrained intent model")
 parser.add_argument("--out", default="runs/bench-mlm")
 args = parser.parse_args()
 
@@ -39,7 +41,10 @@ pretrain_mlm(
 print(f"MLM pretraining: {time.perf_counter() - start:.0f} s")
 
 results = {}
-for name, encoder in (("original", args.encoder), ("mlm-pretrained", str(out / "mlm" / ENCODER_DIR))):
+runs = [("original", args.encoder)] * (not args.skip_original) + [
+    ("mlm-pretrained", str(out / "mlm" / ENCODER_DIR))
+]
+for name, encoder in runs:
     model, _ = train_intent(
         shop / "intents" / "train.jsonl",
         shop / "intents" / "valid.jsonl",

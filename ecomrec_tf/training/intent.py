@@ -31,6 +31,20 @@ def label_ids(labels: list[str], known: list[str], path: str | Path) -> np.ndarr
     return np.asarray([index[label] for label in labels], dtype=np.int32)
 
 
+def read_intent_splits(train_file: str | Path, valid_file: str | Path):
+    """Reads labelled training and validation files: `(labels, (texts, ids), (texts, ids))`.
+
+    Labels are the training file's, sorted; a validation label not among them is an error.
+    """
+    train_texts, train_labels = read_intent_file(train_file)
+    valid_texts, valid_labels = read_intent_file(valid_file)
+    labels = sorted(set(train_labels))
+    if len(labels) < 2:
+        raise DataError(f"{train_file}: needs at least two labels, found {labels}")
+    train = (train_texts, label_ids(train_labels, labels, train_file))
+    return labels, train, (valid_texts, label_ids(valid_labels, labels, valid_file))
+
+
 def train_intent(
     train_file: str | Path,
     valid_file: str | Path,
@@ -75,13 +89,7 @@ def train_intent(
     )
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
-    train_texts, train_labels = read_intent_file(train_file)
-    valid_texts, valid_labels = read_intent_file(valid_file)
-    labels = sorted(set(train_labels))
-    if len(labels) < 2:
-        raise DataError(f"{train_file}: needs at least two labels, found {labels}")
-    train_ids = label_ids(train_labels, labels, train_file)
-    valid_ids = label_ids(valid_labels, labels, valid_file)
+    labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(train_file, valid_file)
 
     keras.utils.set_random_seed(seed)
     encoder_ = load_encoder(encoder)

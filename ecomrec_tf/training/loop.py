@@ -128,6 +128,7 @@ class Trainer:
         self._grads = tf.function(self._grads_and_losses, jit_compile=jit_compile, reduce_retracing=True)
         self._steps: dict[tuple[str, ...], Callable] = {}
         self._eval_steps: dict[str, tuple] = {}
+        self._specs: dict[str, tf.TypeSpec] = {}  # element specs of the training data, per task
         self.is_chief = _is_chief(self.strategy)
 
     def _trainable_variables(self) -> list:
@@ -207,7 +208,12 @@ class Trainer:
         """One update from `{task name: distributed batch}`; returns each task's loss, the gradient norm."""
         key = tuple(sorted(batches))
         if key not in self._steps:
-            self._steps[key] = tf.function(self._distributed_step, reduce_retracing=True)
+            if all(name in self._specs for name in key):
+                # Traced once for every batch shape of these datasets (lengths and partial batches).
+                signature = [{name: self._specs[name] for name in key}]
+                self._steps[key] = tf.function(self._distributed_step, input_signature=signature)
+            else:
+                self._steps[key] = tf.function(self._distributed_step, reduce_retracing=True)
         return self._steps[key](batches)
 
     # --- data ----------------------------------------------------------------------------------
@@ -220,7 +226,10 @@ class Trainer:
                 dataset = dataset.repeat()
             return dataset.skip(skip) if skip else dataset
 
-        return self.strategy.distribute_datasets_from_function(dataset_fn)
+        distributed = self.strategy.distribute_datasets_from_function(dataset_fn)
+        if split == "train":
+            self._specs[task.name] = distributed.element_spec
+        return distributed
 
     def steps_per_epoch(self) -> int:
         """Batches in one pass over the first task's training data."""

@@ -11,7 +11,7 @@ import keras_hub
 import tensorflow as tf
 
 from ecomrec_tf.data.pipeline import map_with_seeds, text_classification_dataset
-from ecomrec_tf.encoders import Encoder, load_encoder, save_encoder
+from ecomrec_tf.encoders import Encoder, load_encoder, save_encoder, train_top_layers
 from ecomrec_tf.preprocessing import TextPreprocessor
 from ecomrec_tf.preprocessing.whole_word_masker import WholeWordMasker
 from ecomrec_tf.training.loop import Trainer
@@ -91,6 +91,7 @@ def pretrain_mlm(
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
     checkpoint_every: int = 200,
+    head_warmup_steps: int = 0,
     verbose: int = 1,
 ) -> tuple[Encoder, dict]:
     """Continues masked-language-model training of `encoder` on shop text, with whole-word masking.
@@ -98,6 +99,10 @@ def pretrain_mlm(
     Writes `run_dir/encoder/` (load it with `load_encoder(run_dir / "encoder")`: the intent, purchase
     and reply models start from it) and `run_dir/mlm.keras` (encoder + MLM head, for
     `preprocessing.MLMSubstituter`), plus checkpoints and TensorBoard logs; rerunning resumes.
+
+    A checkpoint without an MLM head (MiniLM's) gets a randomly initialised one, whose first
+    gradients are noise for the encoder: `head_warmup_steps` first trains the head alone (encoder
+    frozen, learning rate 1e-3) for that many steps, in `run_dir/head_warmup`.
 
     Returns:
         `(encoder, history)`.
@@ -111,6 +116,13 @@ def pretrain_mlm(
         model = masked_lm(encoder)
         task = mlm_task(model, encoder, texts, batch_size, valid_texts, sequence_length, mask_rate, seed=seed)
         steps = int(task.dataset("train").cardinality())
+        if head_warmup_steps:
+            train_top_layers(encoder.backbone, 0)
+            head_only = Trainer(task, make_optimizer(1e-3, head_warmup_steps, warmup_fraction=0.1), strategy)
+    if head_warmup_steps:
+        head_only.fit(1, run_dir / "head_warmup", steps_per_epoch=head_warmup_steps, verbose=verbose)
+        train_top_layers(encoder.backbone, None)
+    with strategy.scope():
         trainer = Trainer(task, make_optimizer(learning_rate, steps * epochs, warmup_fraction=0.06), strategy)
     history = trainer.fit(epochs, run_dir, checkpoint_every=checkpoint_every, verbose=verbose)
     if trainer.is_chief:

@@ -8,12 +8,12 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from ecomrec_tf.data import DataError, read_intent_file, text_classification_dataset
+from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.data.corpus import shop_corpus, shop_dir_corpus
 from ecomrec_tf.encoders import load_encoder, save_encoder
 from ecomrec_tf.models import build_intent_model
 from ecomrec_tf.training.config import RunConfig, save_config
-from ecomrec_tf.training.intent import MODEL_FILE, label_ids, save_model
+from ecomrec_tf.training.intent import MODEL_FILE, read_intent_splits, save_model
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.mlm import ENCODER_DIR, masked_lm, mlm_task
 from ecomrec_tf.training.optimizer import make_optimizer
@@ -66,13 +66,9 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
             tasks, intent = [], None
             if "intent" in config.tasks:
                 settings = config.tasks["intent"]
-                train_texts, train_labels = read_intent_file(settings["train"])
-                valid_texts, valid_labels = read_intent_file(settings["valid"])
-                labels = sorted(set(train_labels))
-                if len(labels) < 2:
-                    raise DataError(f"{settings['train']}: needs at least two labels, found {labels}")
-                train_ids = label_ids(train_labels, labels, settings["train"])
-                valid_ids = label_ids(valid_labels, labels, settings["valid"])
+                labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(
+                    settings["train"], settings["valid"]
+                )
                 top = None if config.train_top_layers in (None, "all") else int(config.train_top_layers)
                 intent = build_intent_model(
                     encoder,

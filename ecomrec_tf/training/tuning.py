@@ -8,10 +8,10 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from ecomrec_tf.data import read_intent_file, text_classification_dataset
+from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model
-from ecomrec_tf.training.intent import label_ids
+from ecomrec_tf.training.intent import read_intent_splits
 from ecomrec_tf.training.optimizer import make_optimizer
 
 
@@ -75,18 +75,8 @@ def tune_intent(
         `{"hyperparameters": {...}, "val_accuracy": float}` of the best trial.
     """
     out_dir = Path(out_dir)
-    train_texts, train_labels = read_intent_file(train_file)
-    valid_texts, valid_labels = read_intent_file(valid_file)
-    labels = sorted(set(train_labels))
-    hypermodel = IntentHyperModel(
-        encoder,
-        labels,
-        (train_texts, label_ids(train_labels, labels, train_file)),
-        (valid_texts, label_ids(valid_labels, labels, valid_file)),
-        epochs,
-        sequence_length,
-        seed,
-    )
+    labels, train, valid = read_intent_splits(train_file, valid_file)
+    hypermodel = IntentHyperModel(encoder, labels, train, valid, epochs, sequence_length, seed)
     tuner = keras_tuner.RandomSearch(
         hypermodel,
         objective="val_accuracy",

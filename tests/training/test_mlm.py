@@ -28,8 +28,10 @@ def test_pretraining_lowers_the_mlm_loss_and_writes_a_loadable_encoder(tmp_path)
         learning_rate=3e-3,
         sequence_length=16,
         valid_texts=CORPUS[:12],
+        head_warmup_steps=2,
         verbose=0,
     )
+    assert (tmp_path / "head_warmup" / "checkpoints" / "checkpoint").exists()  # the head trained alone first
     assert history["mlm_loss"][-1] < history["mlm_loss"][0] - 1.0
     assert history["val_mlm_loss"][-1] < history["val_mlm_loss"][0]
     reloaded = load_encoder(tmp_path / ENCODER_DIR)
