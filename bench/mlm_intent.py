@@ -36,7 +36,13 @@ texts = shop_dir_corpus(shop)
 print(f"pretraining corpus: {len(texts)} distinct texts")
 start = time.perf_counter()
 pretrain_mlm(
-    texts, out / "mlm", encoder=args.encoder, epochs=args.mlm_epochs, sequence_length=64, learning_rate=5e-5
+    texts,
+    out / "mlm",
+    encoder=args.encoder,
+    epochs=args.mlm_epochs,
+    sequence_length=64,
+    learning_rate=5e-5,
+    head_warmup_steps=args.head_warmup_steps,
 )
 print(f"MLM pretraining: {time.perf_counter() - start:.0f} s")
 
