@@ -91,7 +91,7 @@ def pretrain_mlm(
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
     checkpoint_every: int = 200,
-    head_warmup_steps: int = 0,
+    head_warmup_steps: int = 300,
     verbose: int = 1,
 ) -> tuple[Encoder, dict]:
     """Continues masked-language-model training of `encoder` on shop text, with whole-word masking.
