@@ -157,7 +157,7 @@ class Trainer:
                     size = tf.shape(tf.nest.flatten(batch)[0])[0]
                     micro = (size + k - 1) // k
                     chunk = _slice(batch, i * micro, (i + 1) * micro) if k > 1 else batch
-                    losses, weights = task.per_example_loss(chunk, training=True)
+                    losses, weights, _, _ = task.per_example_loss(chunk, training=True)
                     loss = tf.reduce_sum(losses * weights) / denominators[name]
                     task_losses[name] += loss
                     total += task.weight * loss
@@ -256,15 +256,9 @@ class Trainer:
                 metrics = task.metrics()
 
             def replica_fn(batch):
-                x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-                y_pred = task.model(x, training=False)
-                target = tf.cast(y_pred[task.output] if task.output else y_pred, tf.float32)
-                losses = tf.cast(task.loss.call(y, target), tf.float32)
-                weights = (
-                    tf.ones_like(losses) if sample_weight is None else tf.cast(sample_weight, tf.float32)
-                )
+                losses, weights, y, y_pred = task.per_example_loss(batch, training=False)
                 for metric in metrics:
-                    metric.update_state(y, target, sample_weight=sample_weight)
+                    metric.update_state(y, y_pred, sample_weight=weights)
                 return tf.reduce_sum(losses * weights), tf.reduce_sum(weights)
 
             @tf.function(reduce_retracing=True)

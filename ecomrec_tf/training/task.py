@@ -46,8 +46,9 @@ class Task:
             dataset = dataset.map(self.prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
-    def per_example_loss(self, batch, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
-        """`(losses, weights)` for a batch: unreduced losses and their weights (ones if none given)."""
+    def per_example_loss(self, batch, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """`(losses, weights, y, y_pred)` for a batch: unreduced float32 losses, their weights (ones if
+        none given), the targets and the output the loss read (float32)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
         y_pred = self.model(x, training=training)
         if self.output:
@@ -55,7 +56,7 @@ class Task:
         y_pred = tf.cast(y_pred, tf.float32)  # losses in float32 under mixed precision
         losses = tf.cast(self.loss.call(y, y_pred), tf.float32)
         weights = tf.ones_like(losses) if sample_weight is None else tf.cast(sample_weight, tf.float32)
-        return losses, weights
+        return losses, weights, y, y_pred
 
 
 def text_task(
