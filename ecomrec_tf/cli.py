@@ -118,6 +118,84 @@ def cmd_evaluate_intent(args) -> None:
     _evaluate(model, args.data, out_dir, args.name, args.json)
 
 
+def _print_purchase_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    columns = ["auc", "log_loss", "ece", "ndcg@10", "recall@10", "mrr"]
+    print(
+        f"{result['split']} split: {result['model']['examples']} examples, "
+        f"{result['model']['ranked_sessions']} sessions with a purchase and a non-purchase"
+    )
+    print(f"{'':<27}" + "".join(f"{c:>10}" for c in columns))
+    for name, metrics in result.items():
+        if isinstance(metrics, dict):
+            print(f"{name:<27}" + "".join(f"{metrics[c]:>10.4f}" for c in columns))
+    if "gap_closed" in result:
+        print(
+            f"share of the AUC gap from logistic regression to the oracle closed: {result['gap_closed']:.2f}"
+        )
+
+
+def cmd_train_purchase(args) -> None:
+    from ecomrec_tf.training import train_purchase
+
+    run_dir = _run_dir(args, "purchase")
+    print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    _, result = train_purchase(
+        args.items,
+        args.events,
+        run_dir,
+        encoder=args.encoder,
+        mode=args.mode,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        sequence_length=args.sequence_length,
+        history_size=args.history_size,
+        intent_model=args.intent_model,
+        seed=args.seed,
+        patience=args.patience,
+    )
+    _print_purchase_result(result, args.json)
+    print(f"model: {run_dir / 'model.keras'}")
+    print(f"plots: {run_dir / 'test_roc.png'}, {run_dir / 'test_reliability.png'}")
+
+
+def cmd_evaluate_purchase(args) -> None:
+    from ecomrec_tf.training.purchase import evaluate_purchase, read_purchase_data
+
+    model = _load_model(args.model)
+    model_path = Path(args.model)
+    out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
+    data = read_purchase_data(args.items, args.events)
+    _print_purchase_result(evaluate_purchase(model, data, out_dir, args.split), args.json)
+
+
+def cmd_update_purchase(args) -> None:
+    from ecomrec_tf.training import update_purchase
+
+    model_path = Path(args.model)
+    model_file = model_path / "model.keras" if model_path.is_dir() else model_path
+    run_dir = _run_dir(args, "purchase-update")
+    _, result = update_purchase(
+        model_file, args.items, args.events, args.since, run_dir, replay=args.replay, epochs=args.epochs
+    )
+    print(json.dumps(result, indent=2) if args.json else _update_table(result))
+    print(f"model: {run_dir / 'model.keras'}")
+
+
+def _update_table(result: dict) -> str:
+    lines = [
+        f"{result['new_examples']} new examples, {result['replayed_examples']} replayed old ones",
+        f"{'AUC':<8}{'old period':>12}{'new period':>12}",
+    ]
+    for when in ("before", "after"):
+        old, new = result[when]["old_period"]["auc"], result[when]["new_period"]["auc"]
+        lines.append(f"{when:<8}{old:>12.4f}{new:>12.4f}")
+    return "\n".join(lines)
+
+
 def _export(model, base_dir: str, name: str, version: int | None, metadata: dict) -> Path:
     from ecomrec_tf.export import export_saved_model
 
@@ -328,6 +406,31 @@ def build_parser() -> argparse.ArgumentParser:
     train_intent.add_argument("--valid", required=True)
     _add_training_options(train_intent, epochs=3)
     train_intent.set_defaults(func=cmd_train_intent)
+    train_purchase = train.add_parser(
+        "purchase", help="train P(purchase) on items + events files (time-based split), with baselines"
+    )
+    train_purchase.add_argument(
+        "--items", required=True, help="items JSONL/CSV {item_id, title, category, ...}"
+    )
+    train_purchase.add_argument("--events", required=True, help="events JSONL/CSV {user_id, item_id, ...}")
+    train_purchase.add_argument("--mode", choices=["attention", "two_tower"], default="attention")
+    train_purchase.add_argument("--history-size", type=int, default=10, help="most recent items per user")
+    train_purchase.add_argument(
+        "--intent-model", default=None, help="intent model.keras: adds the query intent"
+    )
+    train_purchase.add_argument("--json", action="store_true", help="print metrics as JSON")
+    train_purchase.add_argument("--encoder", default="minilm-l6", help="frozen text encoder (as for intent)")
+    train_purchase.add_argument("--epochs", type=int, default=5)
+    train_purchase.add_argument("--batch-size", type=int, default=256)
+    train_purchase.add_argument("--learning-rate", type=float, default=2e-3)
+    train_purchase.add_argument("--sequence-length", type=int, default=64, help="max tokens per item text")
+    train_purchase.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
+    train_purchase.add_argument("--seed", type=int, default=0)
+    train_purchase.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
+    train_purchase.add_argument(
+        "--run-name", default=None, help="folder under --runs-dir; reuse it to resume"
+    )
+    train_purchase.set_defaults(func=cmd_train_purchase)
 
     tune = commands.add_parser("tune", help="hyper-parameter search (KerasTuner)").add_subparsers(
         dest="what", required=True
@@ -354,6 +457,33 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_intent.add_argument("--out-dir", default=None, help="default: the model's folder")
     evaluate_intent.add_argument("--json", action="store_true", help="print metrics as JSON")
     evaluate_intent.set_defaults(func=cmd_evaluate_intent)
+    evaluate_purchase = evaluate.add_parser(
+        "purchase", help="AUC, log loss, ECE, NDCG@10, Recall@10, MRR beside popularity, LR and oracle"
+    )
+    evaluate_purchase.add_argument("--model", required=True, help="model.keras or its run folder")
+    evaluate_purchase.add_argument("--items", required=True)
+    evaluate_purchase.add_argument("--events", required=True)
+    evaluate_purchase.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    evaluate_purchase.add_argument("--out-dir", default=None, help="default: the model's folder")
+    evaluate_purchase.add_argument("--json", action="store_true", help="print metrics as JSON")
+    evaluate_purchase.set_defaults(func=cmd_evaluate_purchase)
+
+    update = commands.add_parser("update", help="fine-tune a model on new data").add_subparsers(
+        dest="what", required=True
+    )
+    update_purchase = update.add_parser(
+        "purchase", help="fine-tune on events from --since on, replaying older ones; shows both periods"
+    )
+    update_purchase.add_argument("--model", required=True, help="model.keras or its run folder")
+    update_purchase.add_argument("--items", required=True)
+    update_purchase.add_argument("--events", required=True, help="old and new events")
+    update_purchase.add_argument("--since", type=int, required=True, help="Unix time where new events start")
+    update_purchase.add_argument("--replay", type=float, default=1.0, help="old examples per new example")
+    update_purchase.add_argument("--epochs", type=int, default=2)
+    update_purchase.add_argument("--json", action="store_true")
+    update_purchase.add_argument("--runs-dir", default="runs")
+    update_purchase.add_argument("--run-name", default=None)
+    update_purchase.set_defaults(func=cmd_update_purchase)
 
     export = commands.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
     export.add_argument("--model", required=True, help="model.keras or its run folder")

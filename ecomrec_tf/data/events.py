@@ -164,8 +164,12 @@ def split_by_time(examples: list[dict], valid_fraction: float = 0.1, test_fracti
     times = sorted(example["timestamp"] for example in examples)
     if not times:
         raise DataError("no examples to split")
-    valid_start = times[int(len(times) * (1 - valid_fraction - test_fraction))]
-    test_start = times[int(len(times) * (1 - test_fraction))]
+
+    def cut(fraction: float) -> float:  # the first timestamp of the last `fraction`; inf for none
+        index = int(len(times) * (1 - fraction))
+        return times[index] if index < len(times) else math.inf
+
+    valid_start, test_start = cut(valid_fraction + test_fraction), cut(test_fraction)
     return {
         "train": [e for e in examples if e["timestamp"] < valid_start],
         "valid": [e for e in examples if valid_start <= e["timestamp"] < test_start],

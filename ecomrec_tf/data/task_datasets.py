@@ -63,27 +63,36 @@ def purchase_dataset(
     input_context: tf.distribute.InputContext | None = None,
     bucket: bool = True,
 ) -> tf.data.Dataset:
-    """Batches of `({"history", "item", "query", "log_price"}, label)` from `events.purchase_examples`.
+    """Batches of `({"history", "item", "query", "price"}, label)` from `events.purchase_examples`.
 
-    `history` is a ragged batch of item texts (most recent first, possibly empty: a new user),
-    `item` the candidate's text, `query` the search query or "", `log_price` log(1 + price) with 0
-    for an unknown price, `label` 1.0 for a purchase. `augment` (training only) rewrites queries;
-    `input_context` gives this input pipeline its share, as in `pipeline.text_classification_dataset`;
+    `history` is a `(batch, items)` string tensor of item texts, most recent first, padded with ""
+    to the batch's longest history (at least one column; an all-"" row is a new user), `item` the
+    candidate's text, `query` the search query or "", `price` the candidate's price (NaN when
+    unknown), `label` 1.0 for a purchase: `models.PurchaseModel`'s raw inputs. `augment` (training
+    only) rewrites queries; `input_context` gives this input pipeline its share, as in
+    `pipeline.text_classification_dataset`;
     `bucket` groups examples of similar item-text length.
     """
     examples, batch_size = shard_for(examples, batch_size, input_context)
     texts = {item_id: item_text(item) for item_id, item in items.items()}
     histories = [[texts[item_id] for item_id in e["history"]] for e in examples]
-    prices = [items[e["item_id"]].get("price") or 0.0 for e in examples]
+    prices = [items[e["item_id"]].get("price") for e in examples]
     features = {
         "history": tf.ragged.constant(histories, dtype=tf.string, ragged_rank=1),
         "item": np.asarray([texts[e["item_id"]] for e in examples], dtype=object),
         "query": np.asarray([e["query"] or "" for e in examples], dtype=object),
-        "log_price": np.log1p(np.asarray(prices, dtype=np.float32)),
+        "price": np.asarray([np.nan if p is None else p for p in prices], dtype=np.float32),
     }
     labels = np.asarray([e["label"] for e in examples], dtype=np.float32)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-    return _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query", "item", bucket)
+    dataset = _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query", "item", bucket)
+    return dataset.map(lambda x, y: ({**x, "history": pad_histories(x["history"])}, y))
+
+
+def pad_histories(history: tf.RaggedTensor) -> tf.Tensor:
+    """Ragged `(batch, None)` item texts -> dense, "" padded, at least one column wide."""
+    width = tf.maximum(history.bounding_shape(axis=1), 1)
+    return history.to_tensor("", shape=tf.stack([history.nrows(), width]))
 
 
 def dialogue_context(turns: list[str], max_turns: int = 3) -> str:

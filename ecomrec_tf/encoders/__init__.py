@@ -10,9 +10,11 @@ from ecomrec_tf.encoders.bert_encoder import (
     save_encoder,
 )
 from ecomrec_tf.encoders.freezing import enable_lora, train_top_layers
+from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 
 __all__ = [
     "PRESETS",
+    "SentenceEncoder",
     "Encoder",
     "EncoderError",
     "enable_lora",

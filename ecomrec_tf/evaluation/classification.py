@@ -58,10 +58,11 @@ def plot_confusion_matrix(
     for text in display.text_.ravel():
         text.set_fontsize(6)
     ax.set_title(f"{title} (accuracy {result['accuracy']:.3f})")
-    return _finish(fig, path)
+    return finish_figure(fig, path)
 
 
-def _finish(fig: Figure, path: str | Path | None) -> Figure:
+def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
+    """Tight layout, then a PNG at `path` when given."""
     fig.tight_layout()
     if path is not None:
         fig.savefig(Path(path), dpi=110)
@@ -85,4 +86,4 @@ def plot_history(history: dict[str, list[float]], path: str | Path | None = None
         ax.set_xlabel("epoch")
         ax.set_title(key)
         ax.legend()
-    return _finish(fig, path)
+    return finish_figure(fig, path)

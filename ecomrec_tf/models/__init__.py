@@ -1,6 +1,15 @@
 """Trainable models: encoder + preprocessor + head, as Keras functional models."""
 
 from ecomrec_tf.models.intent_model import IntentModel, build_intent_model
+from ecomrec_tf.models.purchase_model import PurchaseModel, build_purchase_model, top_k_items
 from ecomrec_tf.models.text_model import TextModel, strings_to_tensors
 
-__all__ = ["IntentModel", "TextModel", "build_intent_model", "strings_to_tensors"]
+__all__ = [
+    "IntentModel",
+    "PurchaseModel",
+    "TextModel",
+    "build_intent_model",
+    "build_purchase_model",
+    "strings_to_tensors",
+    "top_k_items",
+]

@@ -4,12 +4,14 @@ from ecomrec_tf.training.fit import fit, run_callbacks
 from ecomrec_tf.training.intent import evaluate_intent, save_model, train_intent
 from ecomrec_tf.training.loop import Trainer, task_probabilities
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.purchase import evaluate_purchase, train_purchase, update_purchase
 from ecomrec_tf.training.task import Task, text_task
 
 __all__ = [
     "Task",
     "Trainer",
     "evaluate_intent",
+    "evaluate_purchase",
     "fit",
     "make_optimizer",
     "run_callbacks",
@@ -17,4 +19,6 @@ __all__ = [
     "task_probabilities",
     "text_task",
     "train_intent",
+    "train_purchase",
+    "update_purchase",
 ]

@@ -20,20 +20,21 @@ ITEMS = {
 }
 
 
-def test_purchase_batches_carry_ragged_histories_and_defined_prices():
+def test_purchase_batches_pad_histories_and_mark_unknown_prices():
     examples = [
         {"history": [], "item_id": "A", "query": None, "label": 1},  # a new user: empty history
         {"history": ["A", "B"], "item_id": "B", "query": "sony headphones", "label": 0},
     ]
     features, labels = next(iter(purchase_dataset(examples, ITEMS, batch_size=2, bucket=False)))
-    assert features["history"].row_lengths().numpy().tolist() == [0, 2]
+    assert features["history"].shape == (2, 2)
+    assert features["history"][0].numpy().tolist() == [b"", b""]  # a new user: all padding
     assert (
         features["history"][1, 0].numpy().decode()
         == item_text(ITEMS["A"])
         == "Nike Air Max 90 | sneakers | black"
     )
     assert [q.decode() for q in features["query"].numpy()] == ["", "sony headphones"]
-    np.testing.assert_allclose(features["log_price"].numpy(), [np.log1p(120.0), 0.0], rtol=1e-6)
+    assert features["price"].numpy()[0] == 120.0 and np.isnan(features["price"].numpy()[1])
     assert labels.numpy().tolist() == [1.0, 0.0]
 
 
@@ -102,7 +103,7 @@ def test_input_pipelines_split_in_memory_examples_and_augment_only_the_text():
     assert sorted(shares) == sorted((f"[CUSTOMER] QUESTION {i}", f"answer {i}") for i in range(10))
 
 
-def test_bucketing_groups_by_length_and_keeps_histories_ragged():
+def test_bucketing_groups_by_length_and_pads_histories_per_batch():
     items = {f"I{n}": {"item_id": f"I{n}", "title": "x" * n, "category": "c"} for n in (3, 4, 88, 90)}
     examples = [
         {"history": ["I3"] * (n % 3), "item_id": f"I{n}", "query": None, "label": 0} for n in (3, 88, 4, 90)
@@ -110,5 +111,8 @@ def test_bucketing_groups_by_length_and_keeps_histories_ragged():
     batches = list(purchase_dataset(examples, items, batch_size=2))
     lengths = sorted(sorted(len(t) for t in features["item"].numpy()) for features, _ in batches)
     assert lengths == [[7, 8], [92, 94]]  # "x" * n + " | c"
-    history_lengths = sorted(int(n) for features, _ in batches for n in features["history"].row_lengths())
+    history_lengths = sorted(
+        int(n) for features, _ in batches for n in np.sum(features["history"].numpy() != b"", axis=1)
+    )
     assert history_lengths == [0, 0, 1, 1]
+    assert all(features["history"].shape[1] >= 1 for features, _ in batches)  # never zero columns

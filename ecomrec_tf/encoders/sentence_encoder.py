@@ -1,0 +1,74 @@
+"""Raw strings of any shape -> one mean-pooled BERT vector per string, each distinct string encoded once."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="ecomrec_tf")
+class SentenceEncoder(keras.layers.Layer):
+    """Encodes a string tensor of any shape into vectors of the same shape plus `hidden_dim`.
+
+    Texts are tokenised by `preprocessor`, run through `backbone` and mean-pooled over their tokens,
+    as sentence-transformers checkpoints (MiniLM) were trained to be used. Each distinct string in
+    the batch is encoded once: a user's history, repeated for each of 100 candidates, costs the
+    encoder one pass per item, not 100.
+
+    Args:
+        backbone: keras-hub `BertBackbone`; frozen unless `trainable`.
+        preprocessor: `TextPreprocessor` for the backbone's vocabulary.
+        trainable: whether the backbone trains with the model that uses this layer.
+
+    Returns (from `call(texts)`):
+        `(vectors, present)`: float32 vectors `texts.shape + (hidden_dim,)`, and a boolean
+        `texts.shape` that is False where a text is empty or whitespace (history padding, no query).
+
+    Example:
+        >>> from ecomrec_tf.encoders import load_encoder
+        >>> from ecomrec_tf.preprocessing import TextPreprocessor
+        >>> encoder = load_encoder("tiny")
+        >>> layer = SentenceEncoder(encoder.backbone, TextPreprocessor(encoder.tokenizer, 32))
+        >>> vectors, present = layer(tf.constant([["red shoes", ""], ["red shoes", "blue hat"]]))
+        >>> vectors.shape, present.numpy().tolist()
+        (TensorShape([2, 2, 64]), [[True, False], [True, True]])
+    """
+
+    def __init__(self, backbone, preprocessor, trainable: bool = False, **kwargs):
+        super().__init__(trainable=trainable, **kwargs)
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.backbone.trainable = trainable
+        self.pooling = keras.layers.GlobalAveragePooling1D()
+        self.hidden_dim = backbone.hidden_dim
+
+    def call(self, texts, training=None):
+        flat = tf.reshape(texts, [-1])
+        unique, index = tf.unique(flat)
+        features = self.preprocessor(unique)
+        tokens = self.backbone(features, training=training)["sequence_output"]
+        vectors = tf.cast(self.pooling(tokens, mask=features["padding_mask"]), tf.float32)  # (U, H)
+        shape = tf.concat([tf.shape(texts), [self.hidden_dim]], axis=0)
+        present = tf.strings.length(tf.strings.strip(texts)) > 0
+        return tf.reshape(tf.gather(vectors, index), shape), present
+
+    def compute_output_spec(self, texts, training=None):
+        return (
+            keras.KerasTensor(tuple(texts.shape) + (self.hidden_dim,), dtype="float32"),
+            keras.KerasTensor(tuple(texts.shape), dtype="bool"),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            backbone=keras.saving.serialize_keras_object(self.backbone),
+            preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
+        return cls(**config)

@@ -1,0 +1,157 @@
+import json
+import math
+
+import numpy as np
+import pytest
+
+from ecomrec_tf.data import DataError
+from ecomrec_tf.data.shop import ShopConfig, generate_shop
+from ecomrec_tf.data.task_datasets import purchase_dataset
+from ecomrec_tf.training import Trainer, make_optimizer
+from ecomrec_tf.training.purchase import (
+    VectorCache,
+    calibrate,
+    predict_probabilities,
+    purchase_task,
+    read_purchase_data,
+    train_purchase,
+    update_purchase,
+)
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shop")
+    generate_shop(out, ShopConfig(users=150, seed=4), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(shop, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("purchase_run")
+    model, result = train_purchase(
+        shop / "items.jsonl",
+        shop / "events.jsonl",
+        run_dir,
+        encoder="tiny",
+        epochs=2,
+        batch_size=64,
+        sequence_length=32,
+        verbose=0,
+    )
+    return model, result, run_dir
+
+
+def test_train_writes_the_run_and_reports_model_and_baselines(trained):
+    model, result, run_dir = trained
+    for name in (
+        "model.keras",
+        "config.json",
+        "history.json",
+        "curves.png",
+        "test_purchase_metrics.json",
+        "test_roc.png",
+        "test_reliability.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert {"model", "popularity", "logistic_regression", "logistic_regression_cross", "oracle"} <= set(
+        result
+    )
+    for name in ("model", "logistic_regression", "oracle"):
+        metrics = result[name]
+        assert 0 <= metrics["auc"] <= 1 and metrics["log_loss"] > 0 and 0 <= metrics["ece"] <= 1
+        assert {"ndcg@10", "recall@10", "mrr"} <= set(metrics)
+    assert result["oracle"]["auc"] > 0.7  # the generator's own probabilities rank well
+    assert math.isfinite(result["gap_closed"])
+    assert json.loads((run_dir / "test_purchase_metrics.json").read_text())["model"] == result["model"]
+    assert any(p.name.startswith("events.out.tfevents") for p in run_dir.rglob("*"))  # TensorBoard
+
+
+def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop):
+    model = trained[0]
+    data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
+    examples = data.splits["test"][:40]
+    cache = VectorCache(model, data.items, {e["query"] or "" for e in examples}, progress=False)
+    from_cache = predict_probabilities(model, cache, examples)
+    from_strings = model.predict(
+        purchase_dataset(examples, data.items, batch_size=16, bucket=False), verbose=0
+    )
+    np.testing.assert_allclose(from_cache, from_strings["purchase_probability"], atol=1e-5)
+
+
+def test_calibration_folds_platt_scaling_into_the_model(trained):
+    model = trained[0]
+    scale, bias = float(model.calibration.scale.numpy()), float(model.calibration.bias.numpy())
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=2000)
+    labels = (rng.uniform(size=2000) < 1 / (1 + np.exp(-(2.0 * logits - 1.0)))).astype(int)
+    a, b = calibrate(model, logits, labels)
+    assert a == pytest.approx(2.0, abs=0.3) and b == pytest.approx(-1.0, abs=0.3)
+    assert float(model.calibration.scale.numpy()) == pytest.approx(a * scale)
+    assert float(model.calibration.bias.numpy()) == pytest.approx(a * bias + b)
+    model.set_calibration(scale, bias)
+
+
+def test_update_replays_old_examples_and_reports_both_periods(trained, shop, tmp_path):
+    data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl", valid_fraction=0, test_fraction=0)
+    times = sorted(e["timestamp"] for e in data.splits["train"])
+    since = times[int(0.7 * len(times))]
+    _, result = update_purchase(
+        trained[2] / "model.keras",
+        shop / "items.jsonl",
+        shop / "events.jsonl",
+        since,
+        tmp_path,
+        replay=0.5,
+        epochs=1,
+        verbose=0,
+    )
+    assert result["replayed_examples"] == math.ceil(0.5 * result["new_examples"])
+    for when in ("before", "after"):
+        assert set(result[when]) == {"old_period", "new_period"}
+        assert 0 <= result[when]["old_period"]["auc"] <= 1
+    assert (tmp_path / "model.keras").is_file() and (tmp_path / "update.json").is_file()
+
+
+def test_update_needs_events_on_both_sides_of_since(trained, shop, tmp_path):
+    with pytest.raises(DataError, match="--since"):
+        update_purchase(trained[2] / "model.keras", shop / "items.jsonl", shop / "events.jsonl", 0, tmp_path)
+
+
+def test_the_distributed_loop_trains_the_purchase_task(trained, shop, tmp_path):
+    model = trained[0]
+    data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
+    cache = VectorCache(
+        model, data.items, {e["query"] or "" for s in data.splits.values() for e in s}, progress=False
+    )
+    task = purchase_task(model, cache, data.splits["train"], data.splits["valid"], batch_size=64)
+    before = Trainer(task, make_optimizer(1e-3, 10)).evaluate(task)
+    history = Trainer(task, make_optimizer(3e-3, 40)).fit(epochs=1, run_dir=tmp_path, verbose=0)
+    assert history["val_purchase_loss"][-1] < before["purchase_loss"]
+    assert "val_purchase_auc" in history
+
+
+def test_events_without_purchases_are_an_error_naming_the_file(tmp_path):
+    (tmp_path / "items.jsonl").write_text('{"item_id": "A", "title": "a kettle", "category": "kitchen"}\n')
+    (tmp_path / "events.jsonl").write_text(
+        '{"user_id": "u", "item_id": "A", "timestamp": 1, "event": "view"}\n'
+    )
+    with pytest.raises(DataError, match="events.jsonl: no view followed by a purchase"):
+        read_purchase_data(tmp_path / "items.jsonl", tmp_path / "events.jsonl")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"title": "  "}, "items.jsonl:2: field 'title' is empty"),
+        ({"price": "NaN"}, "items.jsonl:2: field 'price' must be >= 0, got nan"),
+        ({"price": "cheap"}, "items.jsonl:2: field 'price' is not a number"),
+    ],
+)
+def test_bad_items_are_errors_naming_file_line_and_field(tmp_path, shop, change, message):
+    items = (shop / "items.jsonl").read_text().splitlines()
+    (tmp_path / "items.jsonl").write_text(
+        "\n".join([items[0], json.dumps({**json.loads(items[1]), **change})])
+    )
+    with pytest.raises(DataError, match=message):
+        read_purchase_data(tmp_path / "items.jsonl", shop / "events.jsonl")
