@@ -181,8 +181,8 @@ def cmd_update_purchase(args) -> None:
     _, result = update_purchase(
         model_file, args.items, args.events, args.since, run_dir, replay=args.replay, epochs=args.epochs
     )
-    print(json.dumps(result, indent=2) if args.json else _update_table(result))
-    print(f"model: {run_dir / 'model.keras'}")
+    result["model_file"] = str(run_dir / "model.keras")
+    print(json.dumps(result, indent=2) if args.json else _update_table(result) + f"\nmodel: {run_dir}")
 
 
 def _update_table(result: dict) -> str:

@@ -115,3 +115,47 @@ def test_quickstart_end_to_end(tmp_path, capsys):
 
     predictions = out.split("[5/5]")[1].splitlines()[1:6]
     assert len(predictions) == 5 and all(line.split()[0] in INTENT_TEMPLATES for line in predictions)
+
+
+@pytest.fixture(scope="module")
+def small_shop(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shop")
+    assert main(["data", "generate", "--out", str(out), "--users", "120", "--seed", "2"]) == 0
+    return out
+
+
+def test_train_evaluate_update_and_export_purchase(small_shop, tmp_path, capsys):
+    files = ["--items", str(small_shop / "items.jsonl"), "--events", str(small_shop / "events.jsonl")]
+    code = main(["train", "purchase", *files, "--encoder", "tiny", "--epochs", "1", "--sequence-length", "32",
+                 "--runs-dir", str(tmp_path), "--run-name", "p"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "logistic_regression" in printed and "oracle" in printed and "share of the AUC gap" in printed
+
+    assert main(["evaluate", "purchase", "--model", str(tmp_path / "p"), *files, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"model", "popularity", "logistic_regression", "oracle", "gap_closed"} <= set(result)
+    assert {"auc", "log_loss", "ece", "ndcg@10", "recall@10", "mrr"} <= set(result["model"])
+
+    since = sorted(json.loads(line)["timestamp"] for line in (small_shop / "events.jsonl").open())[-3000]
+    code = main(["update", "purchase", "--model", str(tmp_path / "p"), *files, "--since", str(since),
+                 "--epochs", "1", "--runs-dir", str(tmp_path), "--run-name", "u", "--json"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    update = json.loads(printed[printed.rindex("\n{\n") :])  # after Keras's progress bars
+    assert update["replayed_examples"] > 0 and set(update["after"]) == {"old_period", "new_period"}
+
+    base = tmp_path / "saved_models"
+    assert update["model_file"] == str(tmp_path / "u" / "model.keras")
+    assert (
+        main(["export", "--model", str(tmp_path / "u"), "--name", "purchase", "--base-dir", str(base)]) == 0
+    )
+    assert (base / "purchase" / "1" / "saved_model.pb").is_file()
+
+
+def test_purchase_on_events_naming_unknown_fields_is_a_clear_error(small_shop, tmp_path, capsys):
+    (tmp_path / "events.jsonl").write_text('{"user_id": "u", "item_id": "SKU-000000", "event": "buy"}\n')
+    files = ["--items", str(small_shop / "items.jsonl"), "--events", str(tmp_path / "events.jsonl")]
+    code = main(["train", "purchase", *files, "--encoder", "tiny", "--runs-dir", str(tmp_path)])
+    assert code == 2
+    assert "events.jsonl:1: missing field 'timestamp'" in capsys.readouterr().err
