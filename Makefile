@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intent.py $(ARGS)
 	$(BIN)/python bench/pipeline.py $(ARGS)
 	$(BIN)/python bench/training.py $(ARGS)
+	$(BIN)/python bench/purchase.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

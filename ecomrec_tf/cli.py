@@ -156,6 +156,7 @@ def cmd_train_purchase(args) -> None:
         intent_model=args.intent_model,
         seed=args.seed,
         patience=args.patience,
+        until=args.until,
     )
     _print_purchase_result(result, args.json)
     print(f"model: {run_dir / 'model.keras'}")
@@ -426,6 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
     train_purchase.add_argument("--sequence-length", type=int, default=64, help="max tokens per item text")
     train_purchase.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
     train_purchase.add_argument("--seed", type=int, default=0)
+    train_purchase.add_argument(
+        "--until", type=int, default=None, help="Unix time: use only earlier examples (then `update purchase`)"
+    )
     train_purchase.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     train_purchase.add_argument(
         "--run-name", default=None, help="folder under --runs-dir; reuse it to resume"

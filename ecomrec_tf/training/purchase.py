@@ -53,8 +53,12 @@ def read_purchase_data(
     valid_fraction: float = 0.1,
     test_fraction: float = 0.1,
     seed: int = 0,
+    until: int | None = None,
 ) -> PurchaseData:
     """Reads items and events, builds examples (`events.purchase_examples`) and splits them by time.
+
+    With `until` (Unix seconds), only examples before it are kept (their histories too): a model
+    trained so leaves the later period to `update_purchase`.
 
     Raises:
         DataError: naming the file and line of a bad record, or when the events hold no purchase.
@@ -62,6 +66,8 @@ def read_purchase_data(
     items = read_items(items_file)
     events, report = read_events(events_file, items)
     examples = purchase_examples(events, items, history_size, catalog_negatives, seed)
+    if until is not None:
+        examples = [example for example in examples if example["timestamp"] < until]
     if not any(example["label"] for example in examples):
         raise DataError(f"{events_file}: no view followed by a purchase: nothing to learn P(purchase) from")
     splits = split_by_time(examples, valid_fraction, test_fraction)
@@ -256,6 +262,7 @@ def train_purchase(
     intent_model: str | Path | None = None,
     seed: int = 0,
     patience: int | None = None,
+    until: int | None = None,
     verbose: int | str = "auto",
 ) -> tuple[PurchaseModel, dict]:
     """Trains a purchase model on the train split, calibrates it on valid, evaluates it on test.
@@ -284,9 +291,10 @@ def train_purchase(
         intent_model=str(intent_model) if intent_model else None,
         seed=seed,
         patience=patience,
+        until=until,
     )
     (run_dir / "config.json").write_text(json.dumps(config, indent=2))
-    data = read_purchase_data(items_file, events_file, history_size, seed=seed)
+    data = read_purchase_data(items_file, events_file, history_size, seed=seed, until=until)
     print(f"events: {data.report}")
     print("examples: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()))
 
@@ -339,7 +347,9 @@ def update_purchase(
     Examples from `since` on (the new period) are split by time into new train, valid and test;
     older ones into old train and old test. The model trains on new train plus `replay` times as
     many examples sampled from old train, is recalibrated on new valid, and both test sets are
-    evaluated before and after, so forgetting of the old period shows in the numbers.
+    evaluated before and after, so forgetting of the old period shows in the numbers. Old test is
+    the last 10% of the old period: the test split of a model trained with `until=since`, so
+    unseen by it.
 
     Writes `run_dir/model.keras` and `run_dir/update.json`.
     """
