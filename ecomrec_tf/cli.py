@@ -428,7 +428,10 @@ def build_parser() -> argparse.ArgumentParser:
     train_purchase.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
     train_purchase.add_argument("--seed", type=int, default=0)
     train_purchase.add_argument(
-        "--until", type=int, default=None, help="Unix time: use only earlier examples (then `update purchase`)"
+        "--until",
+        type=int,
+        default=None,
+        help="Unix time: use only earlier examples (then `update purchase`)",
     )
     train_purchase.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     train_purchase.add_argument(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from ecomrec_tf.serialization import deserialize_objects, serialize_objects
+
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
 class SentenceEncoder(keras.layers.Layer):
@@ -59,16 +61,11 @@ class SentenceEncoder(keras.layers.Layer):
         )
 
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            backbone=keras.saving.serialize_keras_object(self.backbone),
-            preprocessor=keras.saving.serialize_keras_object(self.preprocessor),
-        )
-        return config
+        return {
+            **super().get_config(),
+            **serialize_objects(backbone=self.backbone, preprocessor=self.preprocessor),
+        }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        return cls(**config)
+        return cls(**deserialize_objects(config, "backbone", "preprocessor"))

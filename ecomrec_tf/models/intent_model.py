@@ -9,6 +9,7 @@ from ecomrec_tf import encoders
 from ecomrec_tf.heads import IntentHead
 from ecomrec_tf.models.text_model import TextModel, feature_inputs
 from ecomrec_tf.preprocessing import TextPreprocessor
+from ecomrec_tf.serialization import deserialize_objects, serialize_objects
 
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
@@ -100,8 +101,7 @@ class IntentModel(TextModel):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            **serialize_objects(backbone=self.backbone, preprocessor=self.preprocessor),
             "labels": self.labels,
             "vector_dim": self.vector_dim,
             "dropout": self.dropout,
@@ -111,10 +111,7 @@ class IntentModel(TextModel):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
-        config["preprocessor"] = keras.saving.deserialize_keras_object(config["preprocessor"])
-        return cls(**config)
+        return cls(**deserialize_objects(config, "backbone", "preprocessor"))
 
 
 def build_intent_model(encoder, labels, sequence_length: int = 128, **kwargs) -> IntentModel:

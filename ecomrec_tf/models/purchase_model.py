@@ -10,6 +10,7 @@ from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 from ecomrec_tf.heads.target_attention import TargetAttention
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import TextPreprocessor
+from ecomrec_tf.serialization import deserialize_objects, serialize_objects
 
 MODES = ("attention", "two_tower")
 
@@ -338,24 +339,18 @@ class PurchaseModel(TextModel):
         return {
             "name": self.name,
             "trainable": self.trainable,
-            "backbone": keras.saving.serialize_keras_object(self.backbone),
-            "preprocessor": keras.saving.serialize_keras_object(self.preprocessor),
+            **serialize_objects(
+                backbone=self.backbone, preprocessor=self.preprocessor, intent_model=self.intent_model
+            ),
             "mode": self.mode,
             "tower_dim": self.tower_dim,
             "hidden": self.hidden,
             "dropout": self.dropout,
-            "intent_model": keras.saving.serialize_keras_object(self.intent_model)
-            if self.intent_model is not None
-            else None,
         }
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
-        for key in ("backbone", "preprocessor", "intent_model"):
-            if config.get(key) is not None:
-                config[key] = keras.saving.deserialize_keras_object(config[key])
-        return cls(**config)
+        return cls(**deserialize_objects(config, "backbone", "preprocessor", "intent_model"))
 
 
 def build_purchase_model(encoder, sequence_length: int = 64, **kwargs) -> PurchaseModel:
