@@ -155,3 +155,18 @@ def test_bad_items_are_errors_naming_file_line_and_field(tmp_path, shop, change,
     )
     with pytest.raises(DataError, match=message):
         read_purchase_data(tmp_path / "items.jsonl", shop / "events.jsonl")
+
+
+def test_with_an_intent_model_cached_vectors_still_match_raw_strings(shop):
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model, build_purchase_model
+
+    intent = build_intent_model(load_encoder("tiny"), ["order_status", "search_product"], sequence_length=16)
+    model = build_purchase_model(load_encoder("tiny"), sequence_length=32, intent_model=intent)
+    data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
+    examples = [e for e in data.splits["test"] if e["query"]][:20] + data.splits["test"][:5]
+    cache = VectorCache(model, data.items, {e["query"] or "" for e in examples}, progress=False)
+    assert cache.query_intents.shape == (len(cache.queries), 128)
+    from_cache = predict_probabilities(model, cache, examples)
+    batches = purchase_dataset(examples, data.items, batch_size=8, bucket=False)
+    np.testing.assert_allclose(from_cache, model.predict(batches, verbose=0)["purchase_probability"], atol=1e-5)
