@@ -169,4 +169,5 @@ def test_with_an_intent_model_cached_vectors_still_match_raw_strings(shop):
     assert cache.query_intents.shape == (len(cache.queries), 128)
     from_cache = predict_probabilities(model, cache, examples)
     batches = purchase_dataset(examples, data.items, batch_size=8, bucket=False)
-    np.testing.assert_allclose(from_cache, model.predict(batches, verbose=0)["purchase_probability"], atol=1e-5)
+    from_strings = model.predict(batches, verbose=0)["purchase_probability"]
+    np.testing.assert_allclose(from_cache, from_strings, atol=1e-5)
