@@ -120,3 +120,22 @@ def fill_reply(intent: str, values: dict[str, str]) -> str:
         if slots_of(template) <= set(values):
             return template.format(**values)
     raise KeyError(f"no reply for intent {intent!r} without slots")  # the bank always has one
+
+
+def reply_bank_entries(bank: dict[str, list[str]] | None = None) -> list[dict]:
+    """The bank as `ReplyModel` takes it: `[{"text": template, "intent": name}, ...]`."""
+    bank = REPLY_BANK if bank is None else bank
+    return [{"text": text, "intent": intent} for intent, texts in bank.items() for text in texts]
+
+
+def shop_slot_values(catalog: list[dict]) -> dict[str, list[str]]:
+    """The phrases each vocabulary slot of the bank can take in a shop: product names (titles before the
+    comma, as customers quote them), payment methods, promo codes, categories."""
+    from ecomrec_tf.data import lexicon
+
+    return {
+        "product": sorted({item["title"].split(",")[0] for item in catalog}),
+        "payment": list(lexicon.PAYMENT_METHODS),
+        "code": list(lexicon.PROMO_CODES),
+        "category": sorted(lexicon.CATEGORIES),
+    }

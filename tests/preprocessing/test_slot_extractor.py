@@ -4,7 +4,12 @@ import tensorflow as tf
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID, SlotExtractor
 from tests.helpers import assert_config_round_trip
 
-PRODUCTS = ["Nike Air 20 running shoes", "Nike Air 20", "Sony Max 9 headphones"]
+PRODUCTS = [
+    "Nike Air 20 running shoes",
+    "Nike Air 20",
+    "Sony Max 9 headphones",
+    "Fjällräven Classic 97 backpack",
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,3 +52,15 @@ def test_bad_configurations_are_refused():
 
 def test_config_round_trip(extractor):
     assert_config_round_trip(extractor)
+
+
+def test_a_thousand_product_names_inside_a_traced_function():
+    from ecomrec_tf.data.reply_bank import shop_slot_values
+    from ecomrec_tf.data.shop import generate_catalog
+
+    products = shop_slot_values(generate_catalog(items_per_category=50))["product"]
+    assert len(products) > 1000
+    extractor = SlotExtractor(vocabularies={"product": products})
+    text = f"hi. can I return the {products[7].upper()}, please? (not the {products[3]})"
+    found = tf.function(extractor)(tf.constant([text, "nothing here"]))["product"].numpy()
+    assert found.tolist() == [products[3].encode(), b""]
