@@ -178,6 +178,31 @@ class ReplyModel(TextModel):
             **{f"slot_{name}": value for name, value in values.items()},
         }
 
+    def serving_signatures(self, k: int = 5):
+        """`reply` (= `serving_default`), `embed_context`, `embed_reply`; raw strings in.
+
+        The reply bank's vectors are computed now and stored in the SavedModel as constants: after
+        changing the bank (or the weights), export again.
+        """
+        bank = tf.constant(self.bank_vectors())
+        text = tf.TensorSpec([None], tf.string, name="context")
+
+        def reply(context):
+            return self.reply(context, k=k, bank_vectors=bank)
+
+        def embed_context(context):
+            return {"context_vector": self.embed_contexts(context)}
+
+        def embed_reply(reply):
+            return {"reply_vector": self.embed_replies(reply)}
+
+        return {
+            "serving_default": (reply, [text]),
+            "reply": (reply, [text]),
+            "embed_context": (embed_context, [text]),
+            "embed_reply": (embed_reply, [tf.TensorSpec([None], tf.string, name="reply")]),
+        }
+
     def get_config(self):
         return {
             "name": self.name,

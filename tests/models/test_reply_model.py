@@ -1,0 +1,97 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.export import export_saved_model
+from ecomrec_tf.models.reply_model import FALLBACK, build_reply_model, template_parts
+from ecomrec_tf.preprocessing import SlotExtractor
+from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
+from tests.helpers import assert_config_round_trip, assert_keras_round_trip
+
+BANK = [
+    {"text": "Order {order_id} is on its way.", "intent": "order_status"},
+    {"text": "Could you share your order number?", "intent": "order_status"},
+    {"text": "You can return the {product} within 30 days.", "intent": "return_item"},
+    {"text": "Refunds take 5 working days.", "intent": "refund_status"},
+]
+PAIRS = {
+    "context": ["[customer] where is order #1234567", "[customer] where is my parcel",
+                "[customer] i want to return my Acme Pro 2 kettle", "[customer] refund still missing"],
+    "reply": ["Order #1234567 is on its way.", "Could you share your order number?",
+              "You can return the Acme Pro 2 kettle within 30 days.", "Refunds take 5 working days."],
+}  # fmt: skip
+
+
+@pytest.fixture()
+def model():
+    keras.utils.set_random_seed(0)
+    extractor = SlotExtractor({"order_id": ORDER_ID}, {"product": ["Acme Pro 2 kettle"]})
+    return build_reply_model(load_encoder("tiny"), BANK, 32, slot_extractor=extractor, threshold=-1.0)
+
+
+def test_template_parts_split_at_slots():
+    segments, fields, needs = template_parts(["A {x} b {y}.", "none"], ["x", "y"])
+    assert segments.tolist() == [["A ", " b ", "."], ["none", "", ""]]
+    assert fields.tolist() == [[0, 1, 2], [2, 2, 2]] and needs.tolist() == [[True, True], [False, False]]
+    with pytest.raises(ValueError, match="slots \\['z'\\] with no extractor"):
+        template_parts(["{z}"], ["x"])
+
+
+def test_in_batch_logits_mask_twin_replies(model):
+    replies = tf.constant(["same", "other", "same"])
+    logits = model({"context": tf.constant(PAIRS["context"][:3]), "reply": replies}, training=False)["logits"]
+    assert logits.shape == (3, 3)
+    assert logits[0, 2] < -1e8 and logits[2, 0] < -1e8 and logits[0, 0] > -1e8
+
+
+def test_fit_with_in_batch_negatives_learns_the_pairs(model):
+    model.compile(
+        keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    data = (
+        tf.data.Dataset.from_tensor_slices(PAIRS)
+        .batch(4)
+        .map(lambda x: (x, tf.range(tf.shape(x["reply"])[0])))
+    )
+    before = model.evaluate(data.repeat(1), verbose=0)
+    model.fit(data.repeat(25), epochs=1, verbose=0)
+    assert model.evaluate(data, verbose=0) < before / 2
+    chosen = model.reply(tf.constant(PAIRS["context"]), k=2)
+    assert [r.decode() for r in chosen["reply"].numpy()] == PAIRS["reply"]  # slots filled from the context
+
+
+def test_unfillable_templates_are_skipped_and_nothing_is_invented(model):
+    out = model.reply(tf.constant(["[customer] where is my order", "[customer] order #7654321"]), k=4)
+    ids = out["reply_ids"].numpy()
+    assert 0 not in ids[0] and 2 not in ids[0]  # no order number, no product: those templates never come
+    assert -1 in ids[0]  # only two fillable replies: the rest is padding
+    assert all("{" not in r.decode() for r in out["replies"].numpy().ravel())
+    assert b"#7654321" in out["replies"].numpy()[1].tolist()[list(ids[1]).index(0)]
+
+
+def test_below_the_threshold_the_fallback_answers(model):
+    contexts = tf.constant(["", "   ", "hola, ¿dónde está mi pedido?", "word " * 3000])
+    model.threshold = 1.01  # nothing reaches a cosine above 1
+    out = model.reply(contexts)
+    assert out["fallback"].numpy().all()
+    assert all(r.decode() == FALLBACK for r in out["reply"].numpy())
+
+
+def test_config_and_keras_file_round_trip(model, tmp_path):
+    assert_config_round_trip(model)
+    restored = assert_keras_round_trip(model, {k: tf.constant(v) for k, v in PAIRS.items()}, tmp_path)
+    np.testing.assert_allclose(restored.bank_vectors(), model.bank_vectors(), atol=1e-6)
+
+
+def test_saved_model_replies_like_the_keras_model(model, tmp_path):
+    version_dir = export_saved_model(model, tmp_path / "saved_models" / "reply")
+    loaded = tf.saved_model.load(str(version_dir))
+    assert {"serving_default", "reply", "embed_context", "embed_reply"} <= set(loaded.signatures)
+    contexts = tf.constant(PAIRS["context"] + [""])
+    served, expected = loaded.signatures["reply"](context=contexts), model.reply(contexts)
+    np.testing.assert_array_equal(served["replies"].numpy(), expected["replies"].numpy())
+    np.testing.assert_allclose(served["scores"], expected["scores"], atol=1e-5)
+    vectors = loaded.signatures["embed_reply"](reply=tf.constant(PAIRS["reply"]))["reply_vector"]
+    np.testing.assert_allclose(vectors, model.embed_replies(tf.constant(PAIRS["reply"])), atol=1e-5)
