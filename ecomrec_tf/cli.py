@@ -197,6 +197,64 @@ def _update_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def cmd_data_split(args) -> None:
+    from ecomrec_tf.data.readers import split_file
+
+    for split, path in split_file(args.input, args.out, args.valid, args.test, args.seed).items():
+        print(f"{split:>5}: {path} ({sum(1 for _ in path.open(encoding='utf-8'))} records)")
+
+
+def _print_reply_result(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+        return
+    columns = ["recall@1", "recall@5", "mrr", "bleu", "rouge_l"]
+    candidates = result["dual_encoder"]["candidates"]
+    print(f"{result['dialogues']} dialogues, each reference ranked among {candidates} candidate replies")
+    print(f"{'':<14}" + "".join(f"{c:>10}" for c in columns))
+    for name in ("dual_encoder", "tfidf"):
+        print(f"{name:<14}" + "".join(f"{result[name][c]:>10.4f}" for c in columns))
+    print(f"fallback (hand-over) rate: {result['dual_encoder']['fallback_rate']:.3f}")
+    for example in result["examples"]:
+        print(
+            f"\n  context:   {example['context']}\n  reply:     {example['reply']}  ({example['score']:.2f})"
+        )
+        print(f"  reference: {example['reference']}")
+
+
+def cmd_train_reply(args) -> None:
+    from ecomrec_tf.training.reply import evaluate_reply, slot_values_of, train_reply
+
+    run_dir = _run_dir(args, "reply")
+    print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
+    model, _ = train_reply(
+        args.train,
+        args.valid,
+        run_dir,
+        encoder=args.encoder,
+        bank_file=args.bank,
+        slot_values=slot_values_of(args.items),
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        sequence_length=args.sequence_length,
+        train_top_layers=args.train_top_layers,
+        threshold=args.threshold,
+        seed=args.seed,
+    )
+    _print_reply_result(evaluate_reply(model, args.valid, args.train, run_dir), args.json)
+    print(f"model: {run_dir / 'model.keras'}")
+
+
+def cmd_evaluate_reply(args) -> None:
+    from ecomrec_tf.training.reply import evaluate_reply
+
+    model = _load_model(args.model)
+    model_path = Path(args.model)
+    out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
+    _print_reply_result(evaluate_reply(model, args.data, args.train, out_dir), args.json)
+
+
 def _export(model, base_dir: str, name: str, version: int | None, metadata: dict) -> Path:
     from ecomrec_tf.export import export_saved_model
 
@@ -390,6 +448,13 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--users", type=int, default=2000)
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(func=cmd_data_generate)
+    split = data.add_parser("split", help="shuffle a JSONL file into train/valid/test (e.g. dialogues)")
+    split.add_argument("--in", dest="input", required=True)
+    split.add_argument("--out", required=True)
+    split.add_argument("--valid", type=float, default=0.1)
+    split.add_argument("--test", type=float, default=0.1)
+    split.add_argument("--seed", type=int, default=0)
+    split.set_defaults(func=cmd_data_split)
     describe = data.add_parser("describe", help="counts and distributions of a shop folder")
     describe.add_argument("dir")
     describe.set_defaults(func=cmd_data_describe)
@@ -452,6 +517,31 @@ def build_parser() -> argparse.ArgumentParser:
     tune_intent.add_argument("--seed", type=int, default=0)
     tune_intent.set_defaults(func=cmd_tune_intent)
 
+    train_reply = train.add_parser("reply", help="train the retrieval reply model on {context, reply} JSONL")
+    train_reply.add_argument("--train", required=True)
+    train_reply.add_argument("--valid", required=True)
+    train_reply.add_argument("--bank", default=None, help="vetted replies {text, intent?}; default: embedded")
+    train_reply.add_argument("--items", default=None, help="items file whose product names fill {product}")
+    train_reply.add_argument("--threshold", type=float, default=0.3, help="below: hand over to a person")
+    train_reply.add_argument("--json", action="store_true")
+    train_reply.add_argument(
+        "--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder"
+    )
+    train_reply.add_argument("--epochs", type=int, default=3)
+    train_reply.add_argument("--batch-size", type=int, default=32, help="also the in-batch negatives + 1")
+    train_reply.add_argument("--learning-rate", type=float, default=1e-4)
+    train_reply.add_argument("--sequence-length", type=int, default=96, help="max tokens of a context")
+    train_reply.add_argument(
+        "--train-top-layers",
+        type=lambda value: None if value == "all" else int(value),
+        default=3,
+        help="fine-tune only the top K encoder layers, or 'all'; default 3",
+    )
+    train_reply.add_argument("--seed", type=int, default=0)
+    train_reply.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
+    train_reply.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+    train_reply.set_defaults(func=cmd_train_reply)
+
     evaluate = commands.add_parser("evaluate", help="evaluate a model").add_subparsers(
         dest="what", required=True
     )
@@ -464,6 +554,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_intent.add_argument("--out-dir", default=None, help="default: the model's folder")
     evaluate_intent.add_argument("--json", action="store_true", help="print metrics as JSON")
     evaluate_intent.set_defaults(func=cmd_evaluate_intent)
+    evaluate_reply = evaluate.add_parser(
+        "reply", help="Recall@1/5, MRR among 100 candidates, BLEU, ROUGE-L, beside a TF-IDF baseline"
+    )
+    evaluate_reply.add_argument("--model", required=True, help="model.keras or its run folder")
+    evaluate_reply.add_argument("--data", required=True, help="{context, reply} JSONL to evaluate on")
+    evaluate_reply.add_argument("--train", required=True, help="the training file (fits the TF-IDF baseline)")
+    evaluate_reply.add_argument("--out-dir", default=None, help="default: the model's folder")
+    evaluate_reply.add_argument("--json", action="store_true")
+    evaluate_reply.set_defaults(func=cmd_evaluate_reply)
     evaluate_purchase = evaluate.add_parser(
         "purchase", help="AUC, log loss, ECE, NDCG@10, Recall@10, MRR beside popularity, LR and oracle"
     )

@@ -163,3 +163,34 @@ def read_dialogues(path: str | Path) -> list[dict]:
         if not isinstance(context, list) or not context or not all(isinstance(t, str) for t in context):
             raise DataError(f"{where}: field 'context' must be a non-empty list of strings")
     return [record for _, record in records]
+
+
+def split_file(path: str | Path, out_dir: str | Path, valid_fraction: float = 0.1, test_fraction: float = 0.1,
+               seed: int = 0) -> dict[str, Path]:  # fmt: skip
+    """Shuffles the records of a JSONL file (seeded) into `out_dir/{train,valid,test}.jsonl`, for data
+    without time order, such as dialogues. Records are copied as they are.
+
+    Raises:
+        DataError: naming the file when it has fewer than three records.
+    """
+    import random
+
+    path, out_dir = Path(path), Path(out_dir)
+    _check_file(path)
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < 3:
+        raise DataError(f"{path}: {len(lines)} records; a split needs at least three")
+    random.Random(seed).shuffle(lines)
+    n_test = max(1, round(len(lines) * test_fraction))
+    n_valid = max(1, round(len(lines) * valid_fraction))
+    parts = {
+        "test": lines[:n_test],
+        "valid": lines[n_test : n_test + n_valid],
+        "train": lines[n_test + n_valid :],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for split, part in parts.items():
+        paths[split] = out_dir / f"{split}.jsonl"
+        paths[split].write_text("\n".join(part) + "\n", encoding="utf-8")
+    return paths

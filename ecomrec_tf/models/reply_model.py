@@ -155,6 +155,12 @@ class ReplyModel(TextModel):
         contexts = tf.convert_to_tensor(contexts, tf.string)
         bank = self.bank_vectors() if bank_vectors is None else bank_vectors
         scores = tf.matmul(self.embed_contexts(contexts), bank, transpose_b=True)  # (B, R)
+        return self.choose_replies(contexts, scores, k)
+
+    def choose_replies(self, contexts, scores, k: int = 5) -> dict[str, tf.Tensor]:
+        """Top-`k` fillable bank replies by any `scores` `(batch, replies)` (the model's, or a baseline's)."""
+        contexts = tf.convert_to_tensor(contexts, tf.string)
+        scores = tf.cast(scores, tf.float32)
         values = self.slot_extractor(contexts)
         value_matrix = tf.stack([values[s] for s in self._slots] + [tf.fill(tf.shape(contexts), "")], axis=1)
         have = tf.strings.length(value_matrix[:, :-1]) > 0  # (B, S)
