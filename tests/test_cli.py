@@ -159,3 +159,21 @@ def test_purchase_on_events_naming_unknown_fields_is_a_clear_error(small_shop, t
     code = main(["train", "purchase", *files, "--encoder", "tiny", "--runs-dir", str(tmp_path)])
     assert code == 2
     assert "events.jsonl:1: missing field 'timestamp'" in capsys.readouterr().err
+
+
+def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
+    assert main(["data", "split", "--in", str(small_shop / "dialogues.jsonl"), "--out", str(tmp_path / "d"),
+                 "--valid", "0.25", "--test", "0.25"]) == 0  # fmt: skip
+    files = ["--train", str(tmp_path / "d" / "train.jsonl"), "--valid", str(tmp_path / "d" / "valid.jsonl")]
+    code = main(["train", "reply", *files, "--encoder", "tiny", "--epochs", "1", "--batch-size", "8",
+                 "--sequence-length", "32", "--runs-dir", str(tmp_path), "--run-name", "r"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "dual_encoder" in printed and "tfidf" in printed and "reference:" in printed
+    data = ["--data", str(tmp_path / "d" / "test.jsonl"), "--train", str(tmp_path / "d" / "train.jsonl")]
+    code = main(["evaluate", "reply", "--model", str(tmp_path / "r"), *data, "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"recall@1", "recall@5", "mrr", "bleu", "rouge_l"} <= set(result["dual_encoder"]) & set(
+        result["tfidf"]
+    )
