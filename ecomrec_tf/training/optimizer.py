@@ -86,7 +86,12 @@ def make_optimizer(
     """
     if decay not in ("cosine", "linear"):
         raise ValueError(f"decay must be 'cosine' or 'linear', got {decay!r}")
-    total_steps = max(int(total_steps), 1)
+    if int(total_steps) < 1:
+        raise ValueError(
+            f"total_steps must be >= 1, got {total_steps} (a dataset of unknown length gives "
+            "cardinality -2: pass the number of steps instead)"
+        )
+    total_steps = int(total_steps)
     warmup_steps = int(total_steps * warmup_fraction)
     decay_steps = max(total_steps - warmup_steps, 1)
     if decay == "cosine":

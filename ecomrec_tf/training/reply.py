@@ -86,10 +86,10 @@ def train_reply(
     extractor = SlotExtractor({"order_id": ORDER_ID}, slot_values or slot_values_of(None))
     model = build_reply_model(load_encoder(encoder), bank, sequence_length, slot_extractor=extractor,
                               threshold=threshold, train_top_layers=train_top_layers)  # fmt: skip
-    train = in_batch_targets(
-        dialogue_dataset(train_dialogues, batch_size, max_turns, shuffle=True, seed=seed)
-    )
-    valid = in_batch_targets(dialogue_dataset(valid_dialogues, batch_size, max_turns))
+    # No length bucketing: contexts are short alike, and the schedule needs the epoch's step count.
+    train = dialogue_dataset(train_dialogues, batch_size, max_turns, shuffle=True, seed=seed, bucket=False)
+    train = in_batch_targets(train)
+    valid = in_batch_targets(dialogue_dataset(valid_dialogues, batch_size, max_turns, bucket=False))
     model.compile(
         optimizer=make_optimizer(learning_rate, total_steps=int(train.cardinality()) * epochs),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),

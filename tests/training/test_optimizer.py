@@ -51,3 +51,8 @@ def test_weight_decay_skips_biases_and_layer_norms():
     gamma = keras.Variable(np.ones(2), name="gamma")
     assert optimizer._use_weight_decay(kernel)
     assert not optimizer._use_weight_decay(bias) and not optimizer._use_weight_decay(gamma)
+
+
+def test_an_unknown_step_count_is_refused_not_silently_a_one_step_schedule():
+    with pytest.raises(ValueError, match="total_steps must be >= 1, got -6"):
+        make_optimizer(1e-3, total_steps=-2 * 3)
