@@ -67,7 +67,8 @@ class ReplyModel(TextModel):
 
     Args:
         backbone: keras-hub `BertBackbone`.
-        preprocessor: `TextPreprocessor` (its `sequence_length` truncates long contexts).
+        preprocessor: `TextPreprocessor` for replies; contexts get a copy that truncates from the
+            start (the oldest turns), so the customer's latest message always counts.
         reply_bank: vetted replies, `[{"text": template, "intent": name}, ...]`.
         slot_extractor: `SlotExtractor` for the bank's slots (None: templates must have no slots).
         vector_dim: size of the context and reply vectors.
@@ -96,6 +97,13 @@ class ReplyModel(TextModel):
         self.backbone = backbone
         self.preprocessor = preprocessor
         self.slot_extractor = slot_extractor or SlotExtractor()
+        # Long conversations lose their oldest tokens, never the customer's latest turn.
+        self.context_preprocessor = TextPreprocessor(
+            preprocessor.tokenizer,
+            preprocessor.sequence_length,
+            truncate="start",
+            name="context_preprocessor",
+        )
         encoders.train_top_layers(backbone, train_top_layers)
         self.pooling = keras.layers.GlobalAveragePooling1D()
         self.context_projection = keras.layers.Dense(vector_dim, name="context_projection")
@@ -126,19 +134,19 @@ class ReplyModel(TextModel):
         self._slots = slots
         self._parts = template_parts([r["text"] for r in self.reply_bank], slots)
 
-    def _encode(self, texts, projection, training=None):
-        features = self.preprocessor(texts)
+    def _encode(self, texts, preprocessor, projection, training=None):
+        features = preprocessor(texts)
         tokens = self.backbone(features, training=training)["sequence_output"]
         pooled = self.pooling(tokens, mask=features["padding_mask"])
         return keras.ops.normalize(keras.ops.cast(projection(pooled), "float32"), axis=-1)
 
     def embed_contexts(self, contexts, training=None):
         """Unit context vectors `(batch, vector_dim)` for raw context strings."""
-        return self._encode(contexts, self.context_projection, training)
+        return self._encode(contexts, self.context_preprocessor, self.context_projection, training)
 
     def embed_replies(self, replies, training=None):
         """Unit reply vectors `(batch, vector_dim)` for raw reply strings (or templates)."""
-        return self._encode(replies, self.reply_projection, training)
+        return self._encode(replies, self.preprocessor, self.reply_projection, training)
 
     def bank_vectors(self) -> tf.Tensor:
         """The reply bank's vectors `(replies, vector_dim)`, templates encoded as written."""

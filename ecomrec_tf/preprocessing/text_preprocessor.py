@@ -38,8 +38,9 @@ class TextPreprocessor(keras.layers.Layer):
 
     Args:
         tokenizer: keras-hub `BertTokenizer` (no normalisation of its own).
-        sequence_length: most tokens per text, `[CLS]` and `[SEP]` included; longer texts are
-            truncated at the end.
+        sequence_length: most tokens per text, `[CLS]` and `[SEP]` included.
+        truncate: which side of a longer text is cut: `"end"` (default), or `"start"` for
+            conversations, whose latest turn (at the end) matters most.
 
     Returns (from `call`):
         Dict of `token_ids` (int32), `padding_mask` (bool), `segment_ids` (int32), each
@@ -52,10 +53,13 @@ class TextPreprocessor(keras.layers.Layer):
         TensorShape([2, 6])
     """
 
-    def __init__(self, tokenizer, sequence_length: int = 128, **kwargs):
+    def __init__(self, tokenizer, sequence_length: int = 128, truncate: str = "end", **kwargs):
         super().__init__(**kwargs)
         if sequence_length < 3:
             raise ValueError(f"sequence_length must be at least 3, got {sequence_length}")
+        if truncate not in ("end", "start"):
+            raise ValueError(f"truncate must be 'end' or 'start', got {truncate!r}")
+        self.truncate = truncate
         tokenizer._allow_python_workflow = False
         self.tokenizer = tokenizer
         self.sequence_length = sequence_length
@@ -67,7 +71,9 @@ class TextPreprocessor(keras.layers.Layer):
             raise TypeError(f"TextPreprocessor takes strings, got {text.dtype.name}")
         text = tf.reshape(text, [-1])
         with no_convert_scope():
-            pieces = self.tokenizer(normalize_text(text))[:, : self.sequence_length - 2]
+            pieces = self.tokenizer(normalize_text(text))
+        keep = self.sequence_length - 2
+        pieces = pieces[:, :keep] if self.truncate == "end" else pieces[:, -keep:]
         ids = tf_text.pad_along_dimension(
             pieces,
             axis=-1,
@@ -96,6 +102,7 @@ class TextPreprocessor(keras.layers.Layer):
             {
                 "tokenizer": keras.saving.serialize_keras_object(self.tokenizer),
                 "sequence_length": self.sequence_length,
+                "truncate": self.truncate,
             }
         )
         return config

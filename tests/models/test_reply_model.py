@@ -79,6 +79,14 @@ def test_below_the_threshold_the_fallback_answers(model):
     assert all(r.decode() == FALLBACK for r in out["reply"].numpy())
 
 
+def test_long_conversations_lose_their_oldest_turns_first(model):
+    latest = "[customer] where is my order #1234567"
+    old, older = "[agent] ok " * 200, "[customer] hi " + "[agent] ok " * 300
+    vectors = model.embed_contexts(tf.constant([old + latest, older + latest, latest]))
+    np.testing.assert_allclose(vectors[0], vectors[1], atol=1e-5)  # only the last 30 tokens are read
+    assert not np.allclose(vectors[0], vectors[2], atol=1e-3)
+
+
 def test_config_and_keras_file_round_trip(model, tmp_path):
     assert_config_round_trip(model)
     restored = assert_keras_round_trip(model, {k: tf.constant(v) for k, v in PAIRS.items()}, tmp_path)

@@ -76,3 +76,24 @@ def test_rejects_non_string_input(preprocessor):
 
 def test_config_round_trip(preprocessor):
     assert_config_round_trip(preprocessor)
+
+
+def test_conversations_can_lose_their_oldest_tokens_instead(tiny_encoder):
+    text = tf.constant(["old " * 100 + "where is my order", "short"])
+    end = TextPreprocessor(tiny_encoder.tokenizer, sequence_length=8)(text)["token_ids"].numpy()
+    start = TextPreprocessor(tiny_encoder.tokenizer, sequence_length=8, truncate="start")(text)[
+        "token_ids"
+    ].numpy()
+    tokenizer = tiny_encoder.tokenizer
+    assert [tokenizer.id_to_token(int(i)) for i in start[0, 1:-1]] == [
+        "old",
+        "old",
+        "where",
+        "is",
+        "my",
+        "order",
+    ]
+    assert [tokenizer.id_to_token(int(i)) for i in end[0, 1:-1]] == ["old"] * 6
+    np.testing.assert_array_equal(start[1], end[1])  # short texts are not cut at all
+    with pytest.raises(ValueError, match="truncate must be"):
+        TextPreprocessor(tiny_encoder.tokenizer, truncate="middle")
