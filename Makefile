@@ -31,6 +31,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py $(ARGS)
 	$(BIN)/python bench/training.py $(ARGS)
 	$(BIN)/python bench/purchase.py $(ARGS)
+	$(BIN)/python bench/reply.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

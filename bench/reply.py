@@ -1,0 +1,103 @@
+"""Reply-model latency, one run: `reply` at batch 1 on CPU with a 1,000-reply bank, from the Keras model
+and from the exported SavedModel, beside the embedded 36-reply bank and the TF-IDF baseline.
+
+    python bench/reply.py                  # MiniLM-L6 (what `train reply` fine-tunes)
+    python bench/reply.py --encoder tiny   # a quick run
+
+Latency does not depend on the weights, so the model is not trained here. Every number is measured
+in this run on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+
+import ecomrec_tf  # noqa: F401
+from ecomrec_tf.data.reply_bank import reply_bank_entries
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.evaluation.reply import TfidfRetriever
+from ecomrec_tf.export import export_saved_model
+from ecomrec_tf.models.reply_model import build_reply_model
+from ecomrec_tf.preprocessing import SlotExtractor
+from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
+from ecomrec_tf.training.reply import slot_values_of
+
+CONTEXT = (
+    "[customer] hi [agent] Hello! How can I help you today? [customer] where is my order #1234567, it's late"
+)
+
+
+def timings(fn, seconds: float) -> list[float]:
+    fn()  # warm-up / trace
+    times, deadline = [], time.perf_counter() + seconds
+    while time.perf_counter() < deadline or len(times) < 10:
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--encoder", default="minilm-l6")
+    parser.add_argument("--bank-size", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    args = parser.parse_args()
+
+    vetted = reply_bank_entries()
+    large = [
+        {"text": f"{entry['text']} (policy {i // len(vetted) + 1})", "intent": entry["intent"]}
+        for i, entry in enumerate(vetted * (args.bank_size // len(vetted) + 1))
+    ][: args.bank_size]
+    encoder = load_encoder(args.encoder)
+    extractor_values = slot_values_of(None)
+    context = tf.constant([CONTEXT])
+    print(f"encoder {args.encoder}; batch 1; context of {len(CONTEXT.split())} words")
+    print(f"{'path':<34}{'bank':>6}{'p50 ms':>9}{'p99 ms':>9}{'vs Keras, 36':>14}")
+    rows = []
+    for bank in (vetted, large):
+        model = build_reply_model(
+            encoder, bank, 96, slot_extractor=SlotExtractor({"order_id": ORDER_ID}, extractor_values)
+        )
+        vectors = model.bank_vectors()
+        keras_reply = tf.function(
+            lambda c, model=model, vectors=vectors: model.reply(c, k=5, bank_vectors=vectors)
+        )
+        rows.append(
+            ("Keras model, tf.function", len(bank), timings(lambda f=keras_reply: f(context), args.seconds))
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            version = export_saved_model(model, Path(tmp) / "reply")
+            serve = tf.saved_model.load(str(version)).signatures["reply"]
+            rows.append(
+                (
+                    "SavedModel signature 'reply'",
+                    len(bank),
+                    timings(lambda serve=serve: serve(context=context), args.seconds),
+                )
+            )
+        tfidf = TfidfRetriever([entry["text"] for entry in bank] + [CONTEXT])
+        texts = [entry["text"] for entry in bank]
+        rows.append(
+            (
+                "TF-IDF baseline (scores only)",
+                len(bank),
+                timings(lambda t=texts, tfidf=tfidf: tfidf.scores([CONTEXT], t), args.seconds),
+            )
+        )
+    base = statistics.median(rows[0][2])
+    for name, size, times in rows:
+        p50, p99 = np.percentile(np.asarray(times) * 1000, [50, 99])
+        print(f"{name:<34}{size:>6}{p50:>9.1f}{p99:>9.1f}{base / statistics.median(times):>13.2f}x")
+
+
+if __name__ == "__main__":
+    main()
