@@ -118,6 +118,14 @@ def cmd_evaluate_intent(args) -> None:
     _evaluate(model, args.data, out_dir, args.name, args.json)
 
 
+def _print_table(rows: dict[str, dict], columns: list[str]) -> None:
+    """One line per named row of metrics, one column per metric."""
+    width = max(len(name) for name in rows) + 2
+    print(" " * width + "".join(f"{c:>10}" for c in columns))
+    for name, metrics in rows.items():
+        print(f"{name:<{width}}" + "".join(f"{metrics[c]:>10.4f}" for c in columns))
+
+
 def _print_purchase_result(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2))
@@ -127,10 +135,7 @@ def _print_purchase_result(result: dict, as_json: bool) -> None:
         f"{result['split']} split: {result['model']['examples']} examples, "
         f"{result['model']['ranked_sessions']} sessions with a purchase and a non-purchase"
     )
-    print(f"{'':<27}" + "".join(f"{c:>10}" for c in columns))
-    for name, metrics in result.items():
-        if isinstance(metrics, dict):
-            print(f"{name:<27}" + "".join(f"{metrics[c]:>10.4f}" for c in columns))
+    _print_table({name: metrics for name, metrics in result.items() if isinstance(metrics, dict)}, columns)
     if "gap_closed" in result:
         print(
             f"share of the AUC gap from logistic regression to the oracle closed: {result['gap_closed']:.2f}"
@@ -211,9 +216,7 @@ def _print_reply_result(result: dict, as_json: bool) -> None:
     columns = ["recall@1", "recall@5", "mrr", "bleu", "rouge_l"]
     candidates = result["dual_encoder"]["candidates"]
     print(f"{result['dialogues']} dialogues, each reference ranked among {candidates} candidate replies")
-    print(f"{'':<14}" + "".join(f"{c:>10}" for c in columns))
-    for name in ("dual_encoder", "tfidf"):
-        print(f"{name:<14}" + "".join(f"{result[name][c]:>10.4f}" for c in columns))
+    _print_table({name: result[name] for name in ("dual_encoder", "tfidf")}, columns)
     print(f"fallback (hand-over) rate: {result['dual_encoder']['fallback_rate']:.3f}")
     for example in result["examples"]:
         print(
