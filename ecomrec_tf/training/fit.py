@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import keras
@@ -48,3 +49,15 @@ def fit(
         callbacks=run_callbacks(run_dir, patience=patience),
         verbose=verbose,
     )
+
+
+def save_run_config(run_dir: str | Path, arguments: dict, skip: tuple[str, ...] = ()) -> dict:
+    """Writes a training function's arguments (`locals()` on entry) to `run_dir/config.json`.
+
+    Paths become strings; `run_dir`, `verbose` and the names in `skip` are left out.
+    """
+    skipped = {"run_dir", "verbose", *skip}
+    config = {k: str(v) if isinstance(v, Path) else v for k, v in arguments.items() if k not in skipped}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    (Path(run_dir) / "config.json").write_text(json.dumps(config, indent=2))
+    return config

@@ -14,7 +14,7 @@ from ecomrec_tf.data import DataError, read_intent_file, text_classification_dat
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
-from ecomrec_tf.training.fit import fit
+from ecomrec_tf.training.fit import fit, save_run_config
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
@@ -71,23 +71,8 @@ def train_intent(
     Returns:
         `(model, history)`.
     """
+    config = save_run_config(run_dir, locals())
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(
-        train_file=str(train_file),
-        valid_file=str(valid_file),
-        encoder=str(encoder),
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        sequence_length=sequence_length,
-        seed=seed,
-        patience=patience,
-        train_top_layers=train_top_layers,
-        lora_rank=lora_rank,
-        layer_decay=layer_decay,
-    )
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
 
     labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(train_file, valid_file)
 

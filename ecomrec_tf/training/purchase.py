@@ -28,7 +28,7 @@ from ecomrec_tf.evaluation.baselines import logistic_regression_scores, oracle_s
 from ecomrec_tf.evaluation.classification import plot_history
 from ecomrec_tf.evaluation.purchase import plot_reliability, plot_roc, purchase_metrics, session_ids
 from ecomrec_tf.models.purchase_model import PurchaseModel, build_purchase_model, vector_inputs
-from ecomrec_tf.training.fit import fit
+from ecomrec_tf.training.fit import fit, save_run_config
 from ecomrec_tf.training.intent import MODEL_FILE, save_model
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.task import Task
@@ -274,26 +274,8 @@ def train_purchase(
     Returns:
         `(model, test metrics with baselines)`.
     """
+    config = save_run_config(run_dir, locals())
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(
-        items_file=str(items_file),
-        events_file=str(events_file),
-        encoder=str(encoder),
-        mode=mode,
-        epochs=epochs,
-        batch_size=batch_size,
-        learning_rate=learning_rate,
-        sequence_length=sequence_length,
-        history_size=history_size,
-        tower_dim=tower_dim,
-        dropout=dropout,
-        intent_model=str(intent_model) if intent_model else None,
-        seed=seed,
-        patience=patience,
-        until=until,
-    )
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     data = read_purchase_data(items_file, events_file, history_size, seed=seed, until=until)
     print(f"events: {data.report}")
     print("examples: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()))

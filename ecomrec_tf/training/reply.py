@@ -18,7 +18,7 @@ from ecomrec_tf.evaluation.reply import TfidfRetriever, candidate_sets, retrieva
 from ecomrec_tf.models.reply_model import ReplyModel, build_reply_model
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
-from ecomrec_tf.training.fit import fit
+from ecomrec_tf.training.fit import fit, save_run_config
 from ecomrec_tf.training.intent import MODEL_FILE, save_model
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.tensorboard import log_hparams
@@ -70,13 +70,8 @@ def train_reply(
     Writes `config.json`, `history.json`, `curves.png` and TensorBoard logs; rerunning after a crash
     resumes from the last finished epoch.
     """
+    config = save_run_config(run_dir, locals(), skip=("slot_values",))
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config = dict(train_file=str(train_file), valid_file=str(valid_file), encoder=str(encoder),
-                  bank_file=str(bank_file) if bank_file else None, epochs=epochs, batch_size=batch_size,
-                  learning_rate=learning_rate, sequence_length=sequence_length, max_turns=max_turns,
-                  train_top_layers=train_top_layers, threshold=threshold, seed=seed)  # fmt: skip
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2))
     train_dialogues, valid_dialogues = read_dialogues(train_file), read_dialogues(valid_file)
     if len(train_dialogues) < 2:
         raise DataError(f"{train_file}: in-batch negatives need at least two dialogues")
