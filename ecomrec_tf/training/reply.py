@@ -112,22 +112,26 @@ def evaluate_reply(
     """The dual encoder beside a TF-IDF baseline (fitted on `train_file`) on labelled dialogues.
 
     Retrieval: Recall@1, Recall@5 and MRR of the reference reply among `candidates` (it and
-    others drawn from the distinct references of `data_file`). Generation-style: BLEU and ROUGE-L
+    others drawn from the distinct references of `data_file`, topped up with training replies when
+    it has fewer). Generation-style: BLEU and ROUGE-L
     of the reply each method picks from the bank (slots filled from the conversation) against the
     reference. Also the fallback rate and `examples` exchanges. Writes `reply_metrics.json`.
     """
     dialogues = read_dialogues(data_file)
     contexts = [dialogue_context(d["context"], max_turns) for d in dialogues]
     references = [d["reply"] for d in dialogues]
+    train = read_dialogues(train_file)
+    # Candidates: the distinct references, topped up with training replies when fewer than `candidates`.
     pool = sorted(set(references))
+    pool += sorted({d["reply"] for d in train} - set(pool))[: max(candidates - len(pool), 0)]
     if len(pool) < 2:
         raise DataError(f"{data_file}: needs at least two distinct replies to rank")
-    sets = candidate_sets([pool.index(r) for r in references], len(pool), candidates, seed)
+    index = {reply: i for i, reply in enumerate(pool)}
+    sets = candidate_sets([index[r] for r in references], len(pool), candidates, seed)
 
     context_vectors = _batched(model.embed_contexts, contexts)
     pool_vectors = _batched(model.embed_replies, pool)
     model_scores = np.take_along_axis(context_vectors @ pool_vectors.T, sets, axis=1)
-    train = read_dialogues(train_file)
     tfidf = TfidfRetriever(
         [dialogue_context(d["context"], max_turns) for d in train] + [d["reply"] for d in train]
     )

@@ -38,6 +38,8 @@ def test_train_then_evaluate_beside_the_tfidf_baseline(dialogue_files, tmp_path)
         assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= 1 and 0 < metrics["mrr"] <= 1
         assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["rouge_l"] <= 1
     assert result["tfidf"]["recall@1"] > 0.2  # the baseline works on the shop's phrasing
+    replies = {json.loads(line)["reply"] for f in ("train", "test") for line in dialogue_files[f].open()}
+    assert result["dual_encoder"]["candidates"] == min(100, len(replies))  # topped up from training replies
     assert len(result["examples"]) == 3 and all(e["reply"] for e in result["examples"])  # never empty
     assert json.loads((tmp_path / "reply_metrics.json").read_text())["dialogues"] == result["dialogues"]
 
