@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from ecomrec_tf.serialization import deserialize_objects, serialize_objects
 
@@ -69,3 +71,17 @@ class SentenceEncoder(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_objects(config, "backbone", "preprocessor"))
+
+
+def encode_in_batches(
+    function, texts: list[str], batch_size: int = 128, progress: bool = False, description: str = "encoding"
+) -> np.ndarray:
+    """`function` (strings -> vectors, e.g. a `tf.function`) over `texts` in batches of similar length
+    (little padding), rows back in input order; a tqdm bar when `progress`."""
+    order = np.argsort([len(text) for text in texts], kind="stable")
+    parts = []
+    for start in tqdm(
+        range(0, len(texts), batch_size), desc=description, unit="batch", disable=not progress, leave=False
+    ):
+        parts.append(function(tf.constant([texts[i] for i in order[start : start + batch_size]])).numpy())
+    return np.concatenate(parts)[np.argsort(order)]

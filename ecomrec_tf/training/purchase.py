@@ -17,13 +17,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
-from tqdm import tqdm
 
 from ecomrec_tf.data.events import EventsReport, purchase_examples, read_events, read_items, split_by_time
 from ecomrec_tf.data.pipeline import shard_for
 from ecomrec_tf.data.readers import DataError
 from ecomrec_tf.data.task_datasets import item_text
 from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
 from ecomrec_tf.evaluation.baselines import logistic_regression_scores, oracle_scores, popularity_scores
 from ecomrec_tf.evaluation.classification import plot_history
 from ecomrec_tf.evaluation.purchase import plot_reliability, plot_roc, purchase_metrics, session_ids
@@ -103,12 +103,14 @@ class VectorCache:
         self.query_row = {query: i for i, query in enumerate(self.queries)}
         encode = tf.function(lambda texts: model.encoder(texts)[0], reduce_retracing=True)
         texts = [item_text(items[i]) for i in self.item_ids]
-        self.item_vectors = _batched(encode, texts, batch_size, progress, "encoding items")
-        self.query_vectors = _batched(encode, self.queries, batch_size, progress, "encoding queries")
+        self.item_vectors = encode_in_batches(encode, texts, batch_size, progress, "encoding items")
+        self.query_vectors = encode_in_batches(encode, self.queries, batch_size, progress, "encoding queries")
         self.query_intents = None
         if model.intent_model is not None:
             intents = tf.function(model.intent_vectors, reduce_retracing=True)
-            self.query_intents = _batched(intents, self.queries, batch_size, progress, "query intents")
+            self.query_intents = encode_in_batches(
+                intents, self.queries, batch_size, progress, "query intents"
+            )
 
     def dataset(
         self,
@@ -148,17 +150,6 @@ class VectorCache:
             return features, label
 
         return dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-
-
-def _batched(function, texts: list[str], batch_size: int, progress: bool, description: str) -> np.ndarray:
-    order = np.argsort([len(text) for text in texts], kind="stable")  # similar lengths, little padding
-    parts = []
-    for start in tqdm(
-        range(0, len(texts), batch_size), desc=description, unit="batch", disable=not progress, leave=False
-    ):
-        parts.append(function(tf.constant([texts[i] for i in order[start : start + batch_size]])).numpy())
-    vectors = np.concatenate(parts)
-    return vectors[np.argsort(order)]
 
 
 def training_model(model: PurchaseModel) -> keras.Model:

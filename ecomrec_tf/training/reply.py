@@ -13,6 +13,7 @@ from ecomrec_tf.data.readers import DataError, read_dialogues, read_records
 from ecomrec_tf.data.reply_bank import reply_bank_entries
 from ecomrec_tf.data.task_datasets import dialogue_context, dialogue_dataset
 from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
 from ecomrec_tf.evaluation.classification import plot_history
 from ecomrec_tf.evaluation.reply import TfidfRetriever, candidate_sets, retrieval_metrics, text_metrics
 from ecomrec_tf.models.reply_model import ReplyModel, build_reply_model
@@ -129,8 +130,8 @@ def evaluate_reply(
     index = {reply: i for i, reply in enumerate(pool)}
     sets = candidate_sets([index[r] for r in references], len(pool), candidates, seed)
 
-    context_vectors = _batched(model.embed_contexts, contexts)
-    pool_vectors = _batched(model.embed_replies, pool)
+    context_vectors = encode_in_batches(tf.function(model.embed_contexts, reduce_retracing=True), contexts)
+    pool_vectors = encode_in_batches(tf.function(model.embed_replies, reduce_retracing=True), pool)
     model_scores = np.take_along_axis(context_vectors @ pool_vectors.T, sets, axis=1)
     tfidf = TfidfRetriever(
         [dialogue_context(d["context"], max_turns) for d in train] + [d["reply"] for d in train]
@@ -158,12 +159,6 @@ def evaluate_reply(
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "reply_metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
-
-
-def _batched(encode, texts: list[str], batch_size: int = 128) -> np.ndarray:
-    encode = tf.function(encode, reduce_retracing=True)
-    return np.concatenate([encode(tf.constant(texts[i : i + batch_size])).numpy()
-                           for i in range(0, len(texts), batch_size)])  # fmt: skip
 
 
 def _batched_replies(model: ReplyModel, contexts: list[str], batch_size: int = 128) -> dict[str, list]:
