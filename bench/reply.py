@@ -1,11 +1,15 @@
 """Reply-model latency, one run: `reply` at batch 1 on CPU with a 1,000-reply bank, from the Keras model
-and from the exported SavedModel, beside the embedded 36-reply bank and the TF-IDF baseline.
+and from the exported SavedModel, beside the embedded 36-reply bank and the TF-IDF baseline; and
+`generate` at batch 1 (greedy, beam, top-k).
 
-    python bench/reply.py                  # MiniLM-L6 (what `train reply` fine-tunes)
-    python bench/reply.py --encoder tiny   # a quick run
+    python bench/reply.py                          # MiniLM-L6 (what `train reply` fine-tunes)
+    python bench/reply.py --encoder tiny           # a quick run
+    python bench/reply.py --model runs/reply       # generate with a trained model (real reply lengths)
 
-Latency does not depend on the weights, so the model is not trained here. Every number is measured
-in this run on this machine.
+Retrieval latency does not depend on the weights, so that model is not trained here. Generation time
+grows with the reply's length: an untrained decoder rarely ends early, so without `--model` every
+reply runs to the longest (`max_reply_length` tokens), the worst case. Every number is measured in
+this run on this machine.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
@@ -50,6 +55,9 @@ def main() -> None:
     parser.add_argument("--encoder", default="minilm-l6")
     parser.add_argument("--bank-size", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0, help="time per measurement")
+    parser.add_argument(
+        "--model", default=None, help="a trained reply model (.keras or run folder) to generate with"
+    )
     args = parser.parse_args()
 
     vetted = reply_bank_entries()
@@ -93,10 +101,46 @@ def main() -> None:
                 timings(lambda t=texts, tfidf=tfidf: tfidf.scores([CONTEXT], t), args.seconds),
             )
         )
+    rows += generation_rows(args, encoder, extractor_values, context)
     base = statistics.median(rows[0][2])
     for name, size, times in rows:
         p50, p99 = np.percentile(np.asarray(times) * 1000, [50, 99])
         print(f"{name:<34}{size:>6}{p50:>9.1f}{p99:>9.1f}{base / statistics.median(times):>13.2f}x")
+
+
+def generation_rows(args, encoder, extractor_values, context) -> list:
+    if args.model:
+        model = keras.saving.load_model(
+            Path(args.model) / "model.keras" if Path(args.model).is_dir() else args.model
+        )
+    else:
+        model = build_reply_model(
+            encoder,
+            reply_bank_entries(),
+            96,
+            slot_extractor=SlotExtractor({"order_id": ORDER_ID}, extractor_values),
+            decoder_layers=2,
+        )
+    if model.decoder is None:
+        return []
+    rows = []
+    for decoding in ("greedy", "beam", "top_k"):
+        generate = tf.function(lambda c, d=decoding: model.generate(c, d))
+        rows.append(
+            (
+                f"Keras generate, {decoding}",
+                len(model.reply_bank),
+                timings(lambda g=generate: g(context), args.seconds),
+            )
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        serve = tf.saved_model.load(str(export_saved_model(model, Path(tmp) / "reply"))).signatures[
+            "generate"
+        ]
+        times = timings(lambda: serve(context=context), args.seconds)
+        rows.append((f"SavedModel 'generate' ({model.decoding})", len(model.reply_bank), times))
+    print("generated:", model.generate(context)["reply"].numpy()[0].decode())
+    return rows
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ EXAMPLE_QUERIES = [
     "the headphones i got are broken, want my money back",
     "Can I speak with someone please",
 ]
+SEARCHES = ("greedy", "beam", "top_k")  # models.reply_model.DECODINGS, without importing TensorFlow
 TF_ONLY_SCRIPT = Path(__file__).parent / "serving" / "tf_only.py"
 
 
@@ -119,11 +120,14 @@ def cmd_evaluate_intent(args) -> None:
 
 
 def _print_table(rows: dict[str, dict], columns: list[str]) -> None:
-    """One line per named row of metrics, one column per metric."""
+    """One line per named row of metrics, one column per metric ("-" where a row has none)."""
     width = max(len(name) for name in rows) + 2
     print(" " * width + "".join(f"{c:>10}" for c in columns))
     for name, metrics in rows.items():
-        print(f"{name:<{width}}" + "".join(f"{metrics[c]:>10.4f}" for c in columns))
+        print(
+            f"{name:<{width}}"
+            + "".join(f"{metrics[c]:>10.4f}" if c in metrics else f"{'-':>10}" for c in columns)
+        )
 
 
 def _print_purchase_result(result: dict, as_json: bool) -> None:
@@ -213,15 +217,19 @@ def _print_reply_result(result: dict, as_json: bool) -> None:
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return
-    columns = ["recall@1", "recall@5", "mrr", "bleu", "rouge_l"]
+    columns = ["recall@1", "recall@5", "mrr", "bleu", "rouge_l", "fallback_rate"]
     candidates = result["dual_encoder"]["candidates"]
     print(f"{result['dialogues']} dialogues, each reference ranked among {candidates} candidate replies")
-    _print_table({name: result[name] for name in ("dual_encoder", "tfidf")}, columns)
-    print(f"fallback (hand-over) rate: {result['dual_encoder']['fallback_rate']:.3f}")
+    rows = {"dual_encoder": result["dual_encoder"], "tfidf": result["tfidf"]}
+    if "generated" in result:
+        rows[f"generated ({result['generated']['decoding']})"] = result["generated"]
+    _print_table(rows, columns)
     for example in result["examples"]:
         print(
             f"\n  context:   {example['context']}\n  reply:     {example['reply']}  ({example['score']:.2f})"
         )
+        if "generated" in example:
+            print(f"  generated: {example['generated']}")
         print(f"  reference: {example['reference']}")
 
 
@@ -243,9 +251,15 @@ def cmd_train_reply(args) -> None:
         sequence_length=args.sequence_length,
         train_top_layers=args.train_top_layers,
         threshold=args.threshold,
+        decoder_layers=args.decoder_layers,
+        decoder_learning_rate=args.decoder_learning_rate,
+        decoding=args.decoding,
+        intent_model=args.intent_model,
+        intent_weight=args.intent_weight,
+        intent_filter=args.intent_filter,
         seed=args.seed,
     )
-    _print_reply_result(evaluate_reply(model, args.valid, args.train, run_dir), args.json)
+    _print_reply_result(evaluate_reply(model, args.test or args.valid, args.train, run_dir), args.json)
     print(f"model: {run_dir / 'model.keras'}")
 
 
@@ -255,7 +269,9 @@ def cmd_evaluate_reply(args) -> None:
     model = _load_model(args.model)
     model_path = Path(args.model)
     out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
-    _print_reply_result(evaluate_reply(model, args.data, args.train, out_dir), args.json)
+    _print_reply_result(
+        evaluate_reply(model, args.data, args.train, out_dir, decoding=args.decoding), args.json
+    )
 
 
 def _export(model, base_dir: str, name: str, version: int | None, metadata: dict) -> Path:
@@ -520,12 +536,29 @@ def build_parser() -> argparse.ArgumentParser:
     tune_intent.add_argument("--seed", type=int, default=0)
     tune_intent.set_defaults(func=cmd_tune_intent)
 
-    train_reply = train.add_parser("reply", help="train the retrieval reply model on {context, reply} JSONL")
+    train_reply = train.add_parser(
+        "reply", help="train the reply model (retrieval + generation) on {context, reply} JSONL"
+    )
     train_reply.add_argument("--train", required=True)
     train_reply.add_argument("--valid", required=True)
+    train_reply.add_argument("--test", default=None, help="evaluate on this file (default: --valid)")
     train_reply.add_argument("--bank", default=None, help="vetted replies {text, intent?}; default: embedded")
     train_reply.add_argument("--items", default=None, help="items file whose product names fill {product}")
     train_reply.add_argument("--threshold", type=float, default=0.3, help="below: hand over to a person")
+    train_reply.add_argument(
+        "--decoder-layers", type=int, default=2, help="Transformer decoder blocks for generation (0: none)"
+    )
+    train_reply.add_argument(
+        "--decoder-learning-rate", type=float, default=1e-3, help="peak rate of the decoder (from scratch)"
+    )
+    train_reply.add_argument("--decoding", choices=SEARCHES, default="beam", help="the generate signature's")
+    train_reply.add_argument("--intent-model", default=None, help="a trained intent model.keras")
+    train_reply.add_argument(
+        "--intent-weight", type=float, default=0.1, help="score boost x P(reply's intent)"
+    )
+    train_reply.add_argument(
+        "--intent-filter", type=float, default=0.0, help="skip replies whose intent has a lower probability"
+    )
     train_reply.add_argument("--json", action="store_true")
     train_reply.add_argument(
         "--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder"
@@ -564,6 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_reply.add_argument("--data", required=True, help="{context, reply} JSONL to evaluate on")
     evaluate_reply.add_argument("--train", required=True, help="the training file (fits the TF-IDF baseline)")
     evaluate_reply.add_argument("--out-dir", default=None, help="default: the model's folder")
+    evaluate_reply.add_argument("--decoding", choices=SEARCHES, default=None, help="default: the model's")
     evaluate_reply.add_argument("--json", action="store_true")
     evaluate_reply.set_defaults(func=cmd_evaluate_reply)
     evaluate_purchase = evaluate.add_parser(

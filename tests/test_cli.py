@@ -165,11 +165,15 @@ def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
     assert main(["data", "split", "--in", str(small_shop / "dialogues.jsonl"), "--out", str(tmp_path / "d"),
                  "--valid", "0.25", "--test", "0.25"]) == 0  # fmt: skip
     files = ["--train", str(tmp_path / "d" / "train.jsonl"), "--valid", str(tmp_path / "d" / "valid.jsonl")]
-    code = main(["train", "reply", *files, "--encoder", "tiny", "--epochs", "1", "--batch-size", "8",
-                 "--sequence-length", "32", "--runs-dir", str(tmp_path), "--run-name", "r"])  # fmt: skip
+    code = main(["train", "reply", *files, "--test", str(tmp_path / "d" / "test.jsonl"), "--encoder", "tiny",
+                 "--epochs", "1", "--batch-size", "8", "--sequence-length", "32", "--decoder-layers", "1",
+                 "--decoding", "greedy", "--runs-dir", str(tmp_path), "--run-name", "r"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
-    assert "dual_encoder" in printed and "tfidf" in printed and "reference:" in printed
+    assert "dual_encoder" in printed and "tfidf" in printed and "generated (greedy)" in printed
+    assert printed.count("reference:") == 5 and printed.count("generated:") == 5
+    test_size = len((tmp_path / "d" / "test.jsonl").read_text().splitlines())
+    assert f"{test_size} dialogues" in printed  # --test is what it reports on
     data = ["--data", str(tmp_path / "d" / "test.jsonl"), "--train", str(tmp_path / "d" / "train.jsonl")]
     code = main(["evaluate", "reply", "--model", str(tmp_path / "r"), *data, "--json"])
     assert code == 0
@@ -177,3 +181,4 @@ def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
     assert {"recall@1", "recall@5", "mrr", "bleu", "rouge_l"} <= set(result["dual_encoder"]) & set(
         result["tfidf"]
     )
+    assert {"bleu", "rouge_l", "fallback_rate"} <= set(result["generated"])

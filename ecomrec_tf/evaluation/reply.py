@@ -44,8 +44,8 @@ def retrieval_metrics(scores: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[st
 
 
 def bleu(hypotheses: Sequence[str], references: Sequence[str]) -> float:
-    """Corpus BLEU (sacrebleu, 13a tokenisation), 0-100."""
-    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)]).score)
+    """Corpus BLEU (sacrebleu, 13a tokenisation, case-insensitive: our encoders are uncased), 0-100."""
+    return float(sacrebleu.corpus_bleu(list(hypotheses), [list(references)], lowercase=True).score)
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
@@ -56,9 +56,11 @@ def rouge_l(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 
 def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
-    """BLEU, ROUGE-L and exact-match rate of replies against references."""
+    """BLEU, ROUGE-L and exact-match rate (case-insensitive) of replies against references."""
     exact = (
-        np.mean([h.strip() == r.strip() for h, r in zip(hypotheses, references)]) if references else np.nan
+        np.mean([h.strip().lower() == r.strip().lower() for h, r in zip(hypotheses, references)])
+        if references
+        else np.nan
     )
     return {"bleu": bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references),
             "exact_match": float(exact)}  # fmt: skip

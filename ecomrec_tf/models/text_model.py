@@ -31,8 +31,11 @@ def feature_inputs() -> dict[str, keras.KerasTensor]:
 
 
 def training_output(model: keras.Model, y_pred):
-    """The output a model trains on: `y_pred[model.target_output]`, or `y_pred` if it names none."""
+    """The output(s) a model trains on: `y_pred[model.target_output]`, a dict of several when it names a
+    tuple (then `y`, losses and metrics are dicts by output name), or `y_pred` if it names none."""
     target = getattr(model, "target_output", None)
+    if isinstance(target, tuple):
+        return {name: y_pred[name] for name in target}
     return y_pred[target] if target else y_pred
 
 
@@ -49,7 +52,8 @@ class TextModel(keras.Model):
 
     Models with several named outputs train on one of them, `target_output`: `compile(loss=...,
     metrics=[...])` and `fit(x, y)` then take plain targets for that output, while `predict` and
-    serving return every output.
+    serving return every output. A tuple of names trains on several, with dicts of targets and
+    losses keyed by output name.
     """
 
     target_output: str | None = None

@@ -22,18 +22,25 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
     Args:
         layer_decay: multiplier per layer; 1 is plain AdamW.
         num_layers: transformer layers in the encoder.
+        multipliers: learning-rate factors for the variables of named top-level layers, e.g.
+            `{"reply_decoder": 10.0}` for a decoder trained from scratch beside a pretrained encoder.
         **kwargs: `keras.optimizers.AdamW` arguments.
     """
 
-    def __init__(self, layer_decay: float = 1.0, num_layers: int = 12, **kwargs):
+    def __init__(
+        self, layer_decay: float = 1.0, num_layers: int = 12, multipliers: dict | None = None, **kwargs
+    ):
         super().__init__(**kwargs)
         if not 0 < layer_decay <= 1:
             raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}")
         self.layer_decay = layer_decay
         self.num_layers = num_layers
+        self.multipliers = dict(multipliers or {})
 
     def learning_rate_multiplier(self, path: str) -> float:
         """The factor on the learning rate of the variable at `path`."""
+        if path.split("/")[0] in self.multipliers:
+            return float(self.multipliers[path.split("/")[0]])
         match = re.search(r"(?:^|/)transformer_layer_(\d+)/", path)
         if match:
             depth = int(match.group(1)) + 1
@@ -52,7 +59,12 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         return super().update_step(gradient, variable, learning_rate)
 
     def get_config(self):
-        return {**super().get_config(), "layer_decay": self.layer_decay, "num_layers": self.num_layers}
+        return {
+            **super().get_config(),
+            "layer_decay": self.layer_decay,
+            "num_layers": self.num_layers,
+            "multipliers": self.multipliers,
+        }
 
 
 def make_optimizer(
@@ -66,6 +78,7 @@ def make_optimizer(
     num_layers: int = 12,
     accumulation_steps: int | None = None,
     loss_scale: bool = False,
+    multipliers: dict[str, float] | None = None,
 ) -> keras.optimizers.Optimizer:
     """AdamW whose learning rate warms up linearly, then decays by cosine or linearly to zero.
 
@@ -83,6 +96,7 @@ def make_optimizer(
             gradient (Keras's `gradient_accumulation_steps`). The `Trainer` takes its own
             `accumulation_steps` instead, which also works under a distribution strategy.
         loss_scale: wrap in a `LossScaleOptimizer`, for float16 mixed precision.
+        multipliers: learning-rate factors by top-level layer name (see `LayerwiseAdamW`).
     """
     if decay not in ("cosine", "linear"):
         raise ValueError(f"decay must be 'cosine' or 'linear', got {decay!r}")
@@ -106,6 +120,7 @@ def make_optimizer(
     optimizer = LayerwiseAdamW(
         layer_decay=layer_decay,
         num_layers=num_layers,
+        multipliers=multipliers,
         learning_rate=schedule,
         weight_decay=weight_decay,
         global_clipnorm=global_clipnorm,

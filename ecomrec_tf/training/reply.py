@@ -1,4 +1,5 @@
-"""Train and evaluate a retrieval reply model from `{context, reply, intent?}` files, into a run folder."""
+"""Train and evaluate a reply model (retrieval; generation with a decoder) from `{context, reply, intent?}`
+files, into a run folder; and the reply model as tasks for the distributed loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm.auto import tqdm
 
 from ecomrec_tf.data.readers import DataError, read_dialogues, read_records
 from ecomrec_tf.data.reply_bank import reply_bank_entries
@@ -22,6 +24,7 @@ from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
 from ecomrec_tf.training.fit import fit, save_run_config
 from ecomrec_tf.training.intent import MODEL_FILE, save_model
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.task import Task
 from ecomrec_tf.training.tensorboard import log_hparams
 
 
@@ -40,10 +43,93 @@ def slot_values_of(items_file: str | Path | None) -> dict[str, list[str]]:
     return shop_slot_values(catalog)
 
 
-def in_batch_targets(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    """`({"context", "reply"}, intent)` batches -> `({"context", "reply"}, row index)`: each context's
-    own reply is the positive among the batch's replies."""
-    return dataset.map(lambda x, _: (x, tf.range(tf.shape(x["reply"])[0])))
+def reply_targets(dataset: tf.data.Dataset, model: ReplyModel) -> tf.data.Dataset:
+    """`({"context", "reply"}, intent)` batches -> `(x, targets)` for `model.fit`: each context's own
+    reply is the positive among the batch's replies (`logits`: its row index); with a decoder, also
+    the reply's next tokens (`next_token_logits`, teacher forcing)."""
+
+    def targets(x, _):
+        positives = tf.range(tf.shape(x["reply"])[0])
+        if model.decoder is None:
+            return x, positives
+        return x, {"logits": positives, "next_token_logits": model.generation_targets(x["reply"])}
+
+    return dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def reply_losses(model: ReplyModel) -> dict[str, keras.losses.Loss]:
+    """In-batch softmax cross-entropy for `logits`; per-token cross-entropy (padding ignored) for
+    `next_token_logits`."""
+    pad = model.preprocessor.tokenizer.pad_token_id
+    return {
+        "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "next_token_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=pad),
+    }
+
+
+def reply_tasks(
+    model: ReplyModel,
+    train: list[dict],
+    valid: list[dict] | None = None,
+    batch_size: int = 32,
+    max_turns: int = 3,
+    weight: float = 1.0,
+    generation_weight: float = 1.0,
+    seed: int = 0,
+) -> list[Task]:
+    """The reply model as `Task`s for the distributed loop (`training.Trainer`): `reply` (in-batch
+    negatives; each replica's batch is its negatives) and, with a decoder, `generation` (teacher
+    forcing, the loss averaged over reply tokens). Both read the same dialogues.
+    """
+
+    def dataset(dialogues: list[dict], shuffle: bool, generation: bool):
+        def build(context: tf.distribute.InputContext | None):
+            data = dialogue_dataset(
+                dialogues,
+                batch_size,
+                max_turns,
+                shuffle=shuffle,
+                seed=seed,
+                input_context=context,
+                bucket=False,
+            )
+            if not generation:
+                return data.map(lambda x, _: (x, tf.range(tf.shape(x["reply"])[0])))
+
+            def tokens(x, _):
+                targets = model.generation_targets(x["reply"])
+                return x, targets, tf.cast(targets != model.preprocessor.tokenizer.pad_token_id, tf.float32)
+
+            return data.map(tokens)
+
+        return build
+
+    losses = reply_losses(model)
+    tasks = [
+        Task(
+            name="reply",
+            model=model,
+            loss=losses["logits"],
+            train=dataset(train, True, False),
+            valid=dataset(valid, False, False) if valid else None,
+            weight=weight,
+            output="logits",
+            metrics=lambda: [keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
+        )
+    ]
+    if model.decoder is not None:
+        tasks.append(
+            Task(
+                name="generation",
+                model=model,
+                loss=losses["next_token_logits"],
+                train=dataset(train, True, True),
+                valid=dataset(valid, False, True) if valid else None,
+                weight=generation_weight,
+                output="next_token_logits",
+            )
+        )
+    return tasks
 
 
 def train_reply(
@@ -60,14 +146,27 @@ def train_reply(
     max_turns: int = 3,
     train_top_layers: int | None = 3,
     threshold: float = 0.3,
+    decoder_layers: int = 2,
+    decoder_learning_rate: float = 1e-3,
+    generation_weight: float = 1.0,
+    decoding: str = "beam",
+    intent_model: str | Path | None = None,
+    intent_weight: float = 0.0,
+    intent_filter: float = 0.0,
     seed: int = 0,
     verbose: int | str = "auto",
 ) -> tuple[ReplyModel, dict]:
-    """Trains the dual encoder with in-batch negatives and saves `run_dir/model.keras`.
+    """Trains the dual encoder with in-batch negatives (and, with `decoder_layers`, the reply decoder
+    by teacher forcing, its loss weighted `generation_weight`) and saves `run_dir/model.keras`.
+
+    The decoder starts from scratch beside a pretrained encoder, so it learns at its own peak rate,
+    `decoder_learning_rate`, on the same warm-up and decay schedule.
 
     The reply bank is `bank_file` (`{text, intent?}` records) or the embedded vetted bank; slots
     are read by `ORDER_ID` and the phrase lists `slot_values` (`slot_values_of(items_file)`; by
     default the embedded shop's products, payment methods, promo codes and categories).
+    `intent_model` (a trained intent model's `.keras` file) boosts replies of the
+    predicted intent by `intent_weight` and skips those below `intent_filter` probability.
     Writes `config.json`, `history.json`, `curves.png` and TensorBoard logs; rerunning after a crash
     resumes from the last finished epoch.
     """
@@ -80,16 +179,35 @@ def train_reply(
 
     keras.utils.set_random_seed(seed)
     extractor = SlotExtractor({"order_id": ORDER_ID}, slot_values or slot_values_of(None))
-    model = build_reply_model(load_encoder(encoder), bank, sequence_length, slot_extractor=extractor,
-                              threshold=threshold, train_top_layers=train_top_layers)  # fmt: skip
+    model = build_reply_model(
+        load_encoder(encoder),
+        bank,
+        sequence_length,
+        slot_extractor=extractor,
+        threshold=threshold,
+        train_top_layers=train_top_layers,
+        decoder_layers=decoder_layers,
+        decoding=decoding,
+        intent_model=keras.saving.load_model(intent_model) if intent_model else None,
+        intent_weight=intent_weight,
+        intent_filter=intent_filter,
+    )
     # No length bucketing: contexts are short alike, and the schedule needs the epoch's step count.
     train = dialogue_dataset(train_dialogues, batch_size, max_turns, shuffle=True, seed=seed, bucket=False)
-    train = in_batch_targets(train)
-    valid = in_batch_targets(dialogue_dataset(valid_dialogues, batch_size, max_turns, bucket=False))
+    train = reply_targets(train, model)
+    valid = reply_targets(dialogue_dataset(valid_dialogues, batch_size, max_turns, bucket=False), model)
+    in_batch_accuracy = keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")
+    losses = reply_losses(model)
+    generates = model.decoder is not None
     model.compile(
-        optimizer=make_optimizer(learning_rate, total_steps=int(train.cardinality()) * epochs),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
+        optimizer=make_optimizer(
+            learning_rate,
+            total_steps=int(train.cardinality()) * epochs,
+            multipliers={"reply_decoder": decoder_learning_rate / learning_rate},
+        ),
+        loss=losses if generates else losses["logits"],
+        loss_weights={"logits": 1.0, "next_token_logits": generation_weight} if generates else None,
+        metrics={"logits": [in_batch_accuracy]} if generates else [in_batch_accuracy],
     )
     history = fit(model, train, valid, epochs=epochs, run_dir=run_dir, verbose=verbose)
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -108,15 +226,18 @@ def evaluate_reply(
     max_turns: int = 3,
     candidates: int = 100,
     examples: int = 5,
+    decoding: str | None = None,
     seed: int = 0,
 ) -> dict:
-    """The dual encoder beside a TF-IDF baseline (fitted on `train_file`) on labelled dialogues.
+    """The dual encoder beside a TF-IDF baseline (fitted on `train_file`) on labelled dialogues, and
+    the model's generated replies when it has a decoder.
 
     Retrieval: Recall@1, Recall@5 and MRR of the reference reply among `candidates` (it and
     others drawn from the distinct references of `data_file`, topped up with training replies when
-    it has fewer). Generation-style: BLEU and ROUGE-L
-    of the reply each method picks from the bank (slots filled from the conversation) against the
-    reference. Also the fallback rate and `examples` exchanges. Writes `reply_metrics.json`.
+    it has fewer). Text: BLEU and ROUGE-L (case-insensitive: the encoder is uncased) against the
+    reference of the reply each method picks from the bank (slots filled from the conversation),
+    and of the generated reply (`decoding`: the model's default search, or `"greedy"`, `"beam"`,
+    `"top_k"`). Also fallback rates and `examples` exchanges. Writes `reply_metrics.json`.
     """
     dialogues = read_dialogues(data_file)
     contexts = [dialogue_context(d["context"], max_turns) for d in dialogues]
@@ -138,11 +259,16 @@ def evaluate_reply(
     )
     baseline_scores = np.take_along_axis(tfidf.scores(contexts, pool), sets, axis=1)
 
-    chosen = _batched_replies(model, contexts)
+    bank = model.bank_vectors()
+    chosen = _batched(lambda c: model.reply(c, k=1, bank_vectors=bank), contexts)
+    chosen["score"] = chosen["scores"][:, 0]
     bank_texts = [r["text"] for r in model.reply_bank]
     baseline = model.choose_replies(tf.constant(contexts), tfidf.scores(contexts, bank_texts), k=1)
     baseline_replies = [r.decode() for r in baseline["replies"].numpy()[:, 0]]
-    shown = zip(contexts[:examples], chosen["reply"], chosen["score"], references)
+    shown = [
+        {"context": c, "reply": r, "score": float(s), "reference": ref}
+        for c, r, s, ref in zip(contexts, chosen["reply"], chosen["score"], references)
+    ][:examples]
     result = {
         "dual_encoder": {
             **retrieval_metrics(model_scores),
@@ -150,24 +276,38 @@ def evaluate_reply(
             "fallback_rate": float(np.mean(chosen["fallback"])),
         },
         "tfidf": {**retrieval_metrics(baseline_scores), **text_metrics(baseline_replies, references)},
-        "examples": [{"context": c, "reply": r, "score": s, "reference": ref} for c, r, s, ref in shown],
+        "examples": shown,
         "data_file": str(data_file),
         "dialogues": len(dialogues),
         "distinct_replies": len(pool),
     }
+    if model.decoder is not None:
+        decoding = decoding or model.decoding
+        generated = _batched(lambda c: model.generate(c, decoding), contexts, description="generating")
+        result["generated"] = {
+            **text_metrics(generated["reply"], references),
+            "fallback_rate": float(np.mean(generated["fallback"])),
+            "decoding": decoding,
+        }
+        for example, text in zip(shown, generated["reply"]):
+            example["generated"] = text
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "reply_metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
     return result
 
 
-def _batched_replies(model: ReplyModel, contexts: list[str], batch_size: int = 128) -> dict[str, list]:
-    bank = model.bank_vectors()
-    reply = tf.function(lambda c: model.reply(c, k=1, bank_vectors=bank), reduce_retracing=True)
-    out = {"reply": [], "score": [], "fallback": []}
-    for i in range(0, len(contexts), batch_size):
-        part = reply(tf.constant(contexts[i : i + batch_size]))
-        out["reply"] += [r.decode() for r in part["reply"].numpy()]
-        out["score"] += [float(s) for s in part["scores"].numpy()[:, 0]]
-        out["fallback"] += [bool(f) for f in part["fallback"].numpy()]
-    return out
+def _batched(function, contexts: list[str], batch_size: int = 128, description: str = "replying") -> dict:
+    """`function` (contexts -> dict of tensors) over `contexts` in batches, as one tf.function:
+    numpy arrays, strings decoded."""
+    function = tf.function(function, reduce_retracing=True)
+    parts = []
+    for i in tqdm(range(0, len(contexts), batch_size), desc=description, unit="batch", leave=False):
+        parts.append(
+            {key: value.numpy() for key, value in function(tf.constant(contexts[i : i + batch_size])).items()}
+        )
+    result = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    for key, value in result.items():
+        if value.dtype == object:
+            result[key] = [item.decode() for item in value.reshape(-1)] if value.ndim == 1 else value
+    return result

@@ -8,6 +8,7 @@ from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models.reply_model import FALLBACK, build_reply_model, template_parts
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
+from ecomrec_tf.training.reply import reply_losses, reply_targets
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
 
 BANK = [
@@ -103,3 +104,92 @@ def test_saved_model_replies_like_the_keras_model(model, tmp_path):
     np.testing.assert_allclose(served["scores"], expected["scores"], atol=1e-5)
     vectors = loaded.signatures["embed_reply"](reply=tf.constant(PAIRS["reply"]))["reply_vector"]
     np.testing.assert_allclose(vectors, model.embed_replies(tf.constant(PAIRS["reply"])), atol=1e-5)
+
+
+def test_unanswerable_contexts_get_the_fallback_whatever_the_score(model):
+    contexts = ["", "   \n ", "[customer] 我的订单在哪里？", "[customer] где мой заказ", "[customer] ?!",
+                "[customer] where is my parcel", "[agent] 您好 [customer] order #1234567 please"]  # fmt: skip
+    assert model.answerable(tf.constant(contexts)).numpy().tolist() == [False] * 5 + [True] * 2
+    out = model.reply(tf.constant(contexts))  # threshold -1: every answerable context is answered
+    assert out["fallback"].numpy().tolist() == [True] * 5 + [False] * 2
+    assert [r.decode() for r in out["reply"].numpy()[:5]] == [FALLBACK] * 5
+
+
+def test_the_intent_model_boosts_and_filters_replies(tiny_encoder, tiny_intent_model):
+    # tiny_intent_model knows order_status, refund_status, search_product; return_item is unknown to it.
+    extractor = SlotExtractor({"order_id": ORDER_ID}, {"product": ["Acme Pro 2 kettle"]})
+    contexts = tf.constant(PAIRS["context"])
+    probabilities = tiny_intent_model(tf.constant([c.split("] ")[-1] for c in PAIRS["context"]]))[
+        "probabilities"
+    ]
+    predicted = np.asarray(tiny_intent_model.labels)[np.argmax(probabilities, axis=-1)]
+
+    boosted = build_reply_model(tiny_encoder, BANK, 32, slot_extractor=extractor, threshold=-1.0,
+                                intent_model=tiny_intent_model, intent_weight=100.0)  # fmt: skip
+    out = boosted.reply(contexts, k=4)
+    assert [i.decode() for i in out["intent"].numpy()] == predicted.tolist()
+    for row, intent in zip(out["reply_ids"].numpy(), predicted):
+        if intent in {"order_status", "refund_status"}:  # the boost outranks any cosine (at most 1)
+            assert BANK[row[0]]["intent"] == intent
+
+    strict = build_reply_model(tiny_encoder, BANK, 32, slot_extractor=extractor, threshold=-1.0,
+                               intent_model=tiny_intent_model, intent_filter=1.01)  # fmt: skip
+    ids = strict.reply(contexts, k=4)["reply_ids"].numpy()
+    kept = {i for i in ids.ravel() if i >= 0}
+    assert kept and {BANK[i]["intent"] for i in kept} == {"return_item"}  # only intents it does not know
+    assert_config_round_trip(strict)
+
+
+@pytest.fixture(scope="module")
+def generator():
+    """A reply model with a one-block decoder, trained until it writes the four replies."""
+    keras.utils.set_random_seed(0)
+    extractor = SlotExtractor({"order_id": ORDER_ID}, {"product": ["Acme Pro 2 kettle"]})
+    model = build_reply_model(load_encoder("tiny"), BANK, 32, slot_extractor=extractor, threshold=-1.0,
+                              decoder_layers=1, max_reply_length=16)  # fmt: skip
+    losses = reply_losses(model)
+    model.compile(keras.optimizers.Adam(3e-3), loss=losses)
+    data = reply_targets(tf.data.Dataset.from_tensor_slices((PAIRS, [""] * 4)).batch(4), model)
+    model.fit(data.repeat(60), epochs=1, verbose=0)
+    return model
+
+
+def test_teacher_forcing_targets_are_the_next_tokens(generator):
+    out = generator({k: tf.constant(v) for k, v in PAIRS.items()}, training=False)
+    targets = generator.generation_targets(tf.constant(PAIRS["reply"]))
+    assert out["next_token_logits"].shape[:2] == targets.shape
+    assert out["next_token_logits"].shape[-1] == generator.backbone.vocabulary_size
+    tokens = generator.preprocessor(tf.constant(PAIRS["reply"]))["token_ids"]
+    np.testing.assert_array_equal(targets, tokens[:, 1:])  # input [CLS] r1 .. rn -> target r1 .. rn [SEP]
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "beam"])
+def test_trained_decoder_writes_the_replies(generator, decoding):
+    out = generator.generate(tf.constant(PAIRS["context"]), decoding)
+    assert [r.decode().lower() for r in out["reply"].numpy()] == [r.lower() for r in PAIRS["reply"]]
+    assert not out["fallback"].numpy().any()
+
+
+def test_generation_never_invents_numbers_or_answers_empty_input(generator):
+    out = generator.generate(
+        tf.constant(["[customer] where is order #7654321", "", "[customer] 我的订单在哪里"]), "greedy"
+    )
+    assert out["fallback"].numpy().all()  # #1234567 (learnt) is not in the conversation: never said
+    assert all(r.decode() == FALLBACK for r in out["reply"].numpy())
+    sampled = generator.generate(tf.constant(PAIRS["context"]), "top_k")["reply"].numpy()
+    assert all(r.decode().strip() for r in sampled)
+    with pytest.raises(ValueError, match="decoding must be one of"):
+        generator.generate(tf.constant(["hi"]), "nucleus")
+    with pytest.raises(ValueError, match="no decoder"):
+        build_reply_model(load_encoder("tiny"), BANK[1:2], 16).generate(tf.constant(["hi"]))
+
+
+def test_generator_keras_file_and_saved_model_round_trip(generator, tmp_path):
+    assert_config_round_trip(generator)
+    restored = assert_keras_round_trip(generator, {k: tf.constant(v) for k, v in PAIRS.items()}, tmp_path)
+    contexts = tf.constant(PAIRS["context"] + [""])
+    expected = generator.generate(contexts)["reply"].numpy()  # beam search, the model's default
+    np.testing.assert_array_equal(restored.generate(contexts)["reply"].numpy(), expected)
+    loaded = tf.saved_model.load(str(export_saved_model(generator, tmp_path / "saved_models" / "reply")))
+    assert {"reply", "embed_context", "embed_reply", "generate"} <= set(loaded.signatures)
+    np.testing.assert_array_equal(loaded.signatures["generate"](context=contexts)["reply"].numpy(), expected)

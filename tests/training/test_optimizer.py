@@ -14,6 +14,10 @@ def test_layer_wise_decay_shrinks_the_rate_from_the_head_down():
     assert rate("token_embedding/embeddings") == rate("embeddings_layer_norm/gamma") == 0.125
     with pytest.raises(ValueError, match="layer_decay"):
         LayerwiseAdamW(layer_decay=0.0)
+    faster = LayerwiseAdamW(num_layers=2, multipliers={"reply_decoder": 10.0}, learning_rate=1.0)
+    assert faster.learning_rate_multiplier("reply_decoder/decoder_block_0/query/kernel") == 10.0
+    assert faster.learning_rate_multiplier("reply_projection/kernel") == 1.0
+    assert LayerwiseAdamW.from_config(faster.get_config()).multipliers == {"reply_decoder": 10.0}
 
 
 def test_layer_wise_decay_scales_each_update(tiny_intent_model):

@@ -3,9 +3,11 @@ import json
 import pytest
 
 from ecomrec_tf.data import DataError
-from ecomrec_tf.data.readers import split_file
+from ecomrec_tf.data.readers import read_dialogues, split_file
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
-from ecomrec_tf.training.reply import evaluate_reply, read_reply_bank, train_reply
+from ecomrec_tf.training import Trainer
+from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.reply import evaluate_reply, read_reply_bank, reply_tasks, train_reply
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +27,23 @@ def test_split_file_shuffles_every_record_into_one_split(dialogue_files, tmp_pat
         split_file(tmp_path / "two.jsonl", tmp_path / "out")
 
 
-def test_train_then_evaluate_beside_the_tfidf_baseline(dialogue_files, tmp_path):
-    model, history = train_reply(dialogue_files["train"], dialogue_files["valid"], tmp_path, encoder="tiny",
+@pytest.fixture(scope="module")
+def trained(dialogue_files, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reply_run")
+    model, history = train_reply(dialogue_files["train"], dialogue_files["valid"], run_dir, encoder="tiny",
                                  epochs=2, batch_size=16, sequence_length=48, train_top_layers=None,
-                                 learning_rate=1e-3, verbose=0)  # fmt: skip
-    assert (tmp_path / "model.keras").is_file() and (tmp_path / "curves.png").is_file()
-    assert "val_in_batch_accuracy" in history
+                                 decoder_layers=1, learning_rate=1e-3, verbose=0)  # fmt: skip
+    return model, history, run_dir
+
+
+def test_train_then_evaluate_beside_the_tfidf_baseline(dialogue_files, trained, tmp_path):
+    model, history, run_dir = trained
+    assert (run_dir / "model.keras").is_file() and (run_dir / "curves.png").is_file()
+    assert {"val_logits_in_batch_accuracy", "next_token_logits_loss", "logits_loss"} <= set(history)
     assert history["loss"][1] < history["loss"][0]  # it learns (the schedule knows the epoch's steps)
-    result = evaluate_reply(model, dialogue_files["test"], dialogue_files["train"], tmp_path, examples=3)
+    assert history["next_token_logits_loss"][1] < history["next_token_logits_loss"][0]
+    result = evaluate_reply(model, dialogue_files["test"], dialogue_files["train"], tmp_path, examples=3,
+                            decoding="greedy")  # fmt: skip
     for name in ("dual_encoder", "tfidf"):
         metrics = result[name]
         assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= 1 and 0 < metrics["mrr"] <= 1
@@ -40,8 +51,23 @@ def test_train_then_evaluate_beside_the_tfidf_baseline(dialogue_files, tmp_path)
     assert result["tfidf"]["recall@1"] > 0.2  # the baseline works on the shop's phrasing
     replies = {json.loads(line)["reply"] for f in ("train", "test") for line in dialogue_files[f].open()}
     assert result["dual_encoder"]["candidates"] == min(100, len(replies))  # topped up from training replies
-    assert len(result["examples"]) == 3 and all(e["reply"] for e in result["examples"])  # never empty
+    assert len(result["examples"]) == 3 and all(e["reply"] and e["generated"] for e in result["examples"])
+    generated = result["generated"]
+    assert (
+        generated["decoding"] == "greedy" and 0 <= generated["bleu"] <= 100 and 0 <= generated["rouge_l"] <= 1
+    )
     assert json.loads((tmp_path / "reply_metrics.json").read_text())["dialogues"] == result["dialogues"]
+
+
+def test_the_distributed_loop_trains_retrieval_and_generation_tasks(dialogue_files, trained, tmp_path):
+    model = trained[0]
+    train, valid = read_dialogues(dialogue_files["train"]), read_dialogues(dialogue_files["valid"])
+    tasks = reply_tasks(model, train, valid[:32], batch_size=32)
+    assert [t.name for t in tasks] == ["reply", "generation"]
+    before = Trainer(tasks, make_optimizer(1e-3, 10)).evaluate(tasks[1])
+    history = Trainer(tasks, make_optimizer(1e-3, 10)).fit(epochs=1, run_dir=tmp_path, verbose=0)
+    assert history["val_generation_loss"][-1] < before["generation_loss"]
+    assert "val_reply_in_batch_accuracy" in history
 
 
 def test_a_reply_bank_file_and_its_errors(tmp_path):
