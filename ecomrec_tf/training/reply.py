@@ -105,31 +105,24 @@ def reply_tasks(
         return build
 
     losses = reply_losses(model)
-    tasks = [
-        Task(
-            name="reply",
-            model=model,
-            loss=losses["logits"],
-            train=dataset(train, True, False),
-            valid=dataset(valid, False, False) if valid else None,
-            weight=weight,
-            output="logits",
-            metrics=lambda: [keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
-        )
-    ]
+    parts = [("reply", "logits", weight, False)]
     if model.decoder is not None:
-        tasks.append(
-            Task(
-                name="generation",
-                model=model,
-                loss=losses["next_token_logits"],
-                train=dataset(train, True, True),
-                valid=dataset(valid, False, True) if valid else None,
-                weight=generation_weight,
-                output="next_token_logits",
-            )
+        parts.append(("generation", "next_token_logits", generation_weight, True))
+    return [
+        Task(
+            name=name,
+            model=model,
+            loss=losses[output],
+            train=dataset(train, True, generation),
+            valid=dataset(valid, False, generation) if valid else None,
+            weight=task_weight,
+            output=output,
+            metrics=list
+            if generation
+            else lambda: [keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
         )
-    return tasks
+        for name, output, task_weight, generation in parts
+    ]
 
 
 def train_reply(
