@@ -257,9 +257,11 @@ def cmd_train_reply(args) -> None:
         intent_model=args.intent_model,
         intent_weight=args.intent_weight,
         intent_filter=args.intent_filter,
+        max_turns=args.max_turns,
         seed=args.seed,
     )
-    _print_reply_result(evaluate_reply(model, args.test or args.valid, args.train, run_dir), args.json)
+    test = args.test or args.valid
+    _print_reply_result(evaluate_reply(model, test, args.train, run_dir, max_turns=args.max_turns), args.json)
     print(f"model: {run_dir / 'model.keras'}")
 
 
@@ -270,7 +272,10 @@ def cmd_evaluate_reply(args) -> None:
     model_path = Path(args.model)
     out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
     _print_reply_result(
-        evaluate_reply(model, args.data, args.train, out_dir, decoding=args.decoding), args.json
+        evaluate_reply(
+            model, args.data, args.train, out_dir, max_turns=args.max_turns, decoding=args.decoding
+        ),
+        args.json,
     )
 
 
@@ -545,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_reply.add_argument("--bank", default=None, help="vetted replies {text, intent?}; default: embedded")
     train_reply.add_argument("--items", default=None, help="items file whose product names fill {product}")
     train_reply.add_argument("--threshold", type=float, default=0.3, help="below: hand over to a person")
+    train_reply.add_argument("--max-turns", type=int, default=3, help="the context: this many last turns")
     train_reply.add_argument(
         "--decoder-layers", type=int, default=2, help="Transformer decoder blocks for generation (0: none)"
     )
@@ -597,6 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_reply.add_argument("--data", required=True, help="{context, reply} JSONL to evaluate on")
     evaluate_reply.add_argument("--train", required=True, help="the training file (fits the TF-IDF baseline)")
     evaluate_reply.add_argument("--out-dir", default=None, help="default: the model's folder")
+    evaluate_reply.add_argument("--max-turns", type=int, default=3, help="as in training")
     evaluate_reply.add_argument("--decoding", choices=SEARCHES, default=None, help="default: the model's")
     evaluate_reply.add_argument("--json", action="store_true")
     evaluate_reply.set_defaults(func=cmd_evaluate_reply)

@@ -167,13 +167,15 @@ def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
     files = ["--train", str(tmp_path / "d" / "train.jsonl"), "--valid", str(tmp_path / "d" / "valid.jsonl")]
     code = main(["train", "reply", *files, "--test", str(tmp_path / "d" / "test.jsonl"), "--encoder", "tiny",
                  "--epochs", "1", "--batch-size", "8", "--sequence-length", "32", "--decoder-layers", "1",
-                 "--decoding", "greedy", "--runs-dir", str(tmp_path), "--run-name", "r"])  # fmt: skip
+                 "--decoding", "greedy", "--max-turns", "2",
+                 "--runs-dir", str(tmp_path), "--run-name", "r"])  # fmt: skip
     assert code == 0
     printed = capsys.readouterr().out
     assert "dual_encoder" in printed and "tfidf" in printed and "generated (greedy)" in printed
     assert printed.count("reference:") == 5 and printed.count("generated:") == 5
     test_size = len((tmp_path / "d" / "test.jsonl").read_text().splitlines())
     assert f"{test_size} dialogues" in printed  # --test is what it reports on
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["max_turns"] == 2
     data = ["--data", str(tmp_path / "d" / "test.jsonl"), "--train", str(tmp_path / "d" / "train.jsonl")]
     code = main(["evaluate", "reply", "--model", str(tmp_path / "r"), *data, "--json"])
     assert code == 0
