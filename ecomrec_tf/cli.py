@@ -279,17 +279,20 @@ def cmd_evaluate_reply(args) -> None:
     )
 
 
-def _export(model, base_dir: str, name: str, version: int | None, metadata: dict) -> Path:
-    from ecomrec_tf.export import export_saved_model
+def _export(
+    model, base_dir: str, name: str, version: int | None, metadata: dict, keep: int | None = None
+) -> Path:
+    from ecomrec_tf.export import export_saved_model, write_models_config
 
-    path = export_saved_model(model, Path(base_dir) / name, version=version, metadata=metadata)
-    print(f"exported: {path}")
+    path = export_saved_model(model, Path(base_dir) / name, version=version, metadata=metadata, keep=keep)
+    print(f"exported: {path} (with TF Serving warm-up requests)")
+    print(f"TF Serving config: {write_models_config(base_dir)}")
     return path
 
 
 def cmd_export(args) -> None:
     model = _load_model(args.model)
-    _export(model, args.base_dir, args.name, args.version, {"source": str(args.model)})
+    _export(model, args.base_dir, args.name, args.version, {"source": str(args.model)}, args.keep)
 
 
 def tf_only_predict(saved_model: Path, texts: list[str]) -> list[dict]:
@@ -640,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", default="intent")
     export.add_argument("--base-dir", default="saved_models")
     export.add_argument("--version", type=int, default=None, help="default: next free version")
+    export.add_argument("--keep", type=int, default=None, help="then delete all but the newest N versions")
     export.set_defaults(func=cmd_export)
 
     predict = commands.add_parser("predict", help="predict intents of raw texts (arguments or stdin lines)")

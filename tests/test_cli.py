@@ -55,8 +55,23 @@ def test_evaluate_prints_json(trained_run, intent_data_dir, capsys):
 
 def test_export_then_predict_from_the_saved_model(trained_run, tmp_path, capsys):
     base = tmp_path / "saved_models"
-    assert main(["export", "--model", str(trained_run / "model.keras"), "--base-dir", str(base)]) == 0
-    assert (base / "intent" / "1" / "saved_model.pb").is_file()
+    for _ in range(2):
+        assert (
+            main(
+                [
+                    "export",
+                    "--model",
+                    str(trained_run / "model.keras"),
+                    "--base-dir",
+                    str(base),
+                    "--keep",
+                    "1",
+                ]
+            )
+            == 0
+        )
+    assert not (base / "intent" / "1").exists() and (base / "intent" / "2" / "saved_model.pb").is_file()
+    assert 'base_path: "/models/intent"' in (base / "models.config").read_text()
     capsys.readouterr()
     assert main(["predict", "--model", str(base / "intent"), "--json", "where is my order", ""]) == 0
     rows = json.loads(capsys.readouterr().out)

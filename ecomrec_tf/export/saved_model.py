@@ -9,10 +9,16 @@ import tempfile
 from pathlib import Path
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 import ecomrec_tf
 
 METADATA_FILE = "assets.extra/ecomrec_tf.json"
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+MODELS_CONFIG = "models.config"
+# Example values for warm-up requests, by dtype: a typical shop text for strings, zeros otherwise.
+WARMUP_TEXT = "[customer] where is my order #1234567"
 
 
 class ExportError(RuntimeError):
@@ -33,7 +39,11 @@ def next_version(model_dir: str | Path) -> int:
 
 
 def export_saved_model(
-    model: keras.Model, model_dir: str | Path, version: int | None = None, metadata: dict | None = None
+    model: keras.Model,
+    model_dir: str | Path,
+    version: int | None = None,
+    metadata: dict | None = None,
+    keep: int | None = None,
 ) -> Path:
     """Exports `model` to `model_dir/<version>/` for TF Serving.
 
@@ -47,9 +57,13 @@ def export_saved_model(
         model_dir: the model's base path, e.g. `saved_models/intent`.
         version: integer version; the next free one when None.
         metadata: extra JSON-serialisable facts, written to `assets.extra/ecomrec_tf.json`.
+        keep: after publishing, delete all but the newest `keep` versions (None keeps every one).
 
     Returns:
         The published version folder.
+
+    Also writes `assets.extra/tf_serving_warmup_requests`: one `PredictionLog` per signature, which
+    TF Serving replays before it answers, so the first live request does not pay for tracing.
 
     Raises:
         ExportError: if the version exists already (versions are never overwritten).
@@ -59,6 +73,8 @@ def export_saved_model(
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ExportError(f"version must be a positive integer, got {version}")
+    if keep is not None and keep < 1:
+        raise ExportError(f"keep must be at least 1, got {keep}")
     target = model_dir / str(version)
     if target.exists():
         raise ExportError(
@@ -85,10 +101,74 @@ def export_saved_model(
             **(metadata or {}),
         }
         extra.write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
+        write_warmup_requests(staging / WARMUP_FILE, model_dir.name, signatures)
         os.chmod(staging, 0o755)
         if target.exists():
             raise ExportError(f"{target} was published by someone else while exporting")
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    if keep is not None:
+        for old in versions(model_dir)[:-keep]:
+            shutil.rmtree(model_dir / str(old))
     return target
+
+
+def _example(spec: tf.TensorSpec) -> np.ndarray:
+    """A batch-of-one value for a serving input: unknown dimensions become 1 (batch) or 2."""
+    shape = [1] + [2 if d is None else d for d in spec.shape[1:]]
+    if spec.dtype == tf.string:
+        return np.full(shape, WARMUP_TEXT, dtype=object)
+    return np.zeros(shape, dtype=spec.dtype.as_numpy_dtype)
+
+
+def write_warmup_requests(path: str | Path, model_name: str, signatures: dict) -> int:
+    """One TF Serving `PredictionLog` per signature, inputs from `_example`; returns the count."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for name, (_, input_signature) in signatures.items():
+            request = predict_pb2.PredictRequest(
+                model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name)
+            )
+            for spec in input_signature:
+                request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(_example(spec)))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return len(signatures)
+
+
+def read_warmup_requests(version_dir: str | Path) -> list[tuple[str, dict[str, np.ndarray]]]:
+    """The export's warm-up requests as `(signature name, {input name: array})`."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    requests = []
+    for record in tf.data.TFRecordDataset(str(Path(version_dir) / WARMUP_FILE)):
+        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
+        request = log.predict_log.request
+        inputs = {key: tf.make_ndarray(value) for key, value in request.inputs.items()}
+        requests.append((request.model_spec.signature_name, inputs))
+    return requests
+
+
+def write_models_config(base_dir: str | Path, mount: str = "/models", num_versions: int = 1) -> Path:
+    """`base_dir/models.config` for `tensorflow_model_server --model_config_file`: every model folder
+    under `base_dir` with a published version, at `mount/<name>` inside the server, serving its newest
+    `num_versions` versions."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    base_dir = Path(base_dir)
+    config = model_server_config_pb2.ModelServerConfig()
+    for folder in sorted(p for p in base_dir.iterdir() if p.is_dir() and versions(p)):
+        model = config.model_config_list.config.add()
+        model.name, model.base_path, model.model_platform = (
+            folder.name,
+            f"{mount}/{folder.name}",
+            "tensorflow",
+        )
+        model.model_version_policy.latest.num_versions = num_versions
+    path = base_dir / MODELS_CONFIG
+    path.write_text(text_format.MessageToString(config), encoding="utf-8")
+    return path

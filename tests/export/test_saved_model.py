@@ -5,8 +5,16 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from ecomrec_tf.export import ExportError, export_saved_model, next_version, versions
+from ecomrec_tf.export import (
+    ExportError,
+    export_saved_model,
+    next_version,
+    read_warmup_requests,
+    versions,
+    write_models_config,
+)
 from ecomrec_tf.export.saved_model import METADATA_FILE
 from tests.conftest import LABELS, TEXTS
 
@@ -87,3 +95,37 @@ def test_runs_in_the_session_based_loader(exported):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key label:" in result.stdout
     assert "Result for output key probabilities:" in result.stdout
+
+
+def test_keep_deletes_all_but_the_newest_versions(tiny_intent_model, tmp_path):
+    base = tmp_path / "intent"
+    for _ in range(3):
+        export_saved_model(tiny_intent_model, base, keep=2)
+    assert versions(base) == [2, 3]
+    with pytest.raises(ExportError, match="keep must be at least 1"):
+        export_saved_model(tiny_intent_model, base, keep=0)
+    assert versions(base) == [2, 3]
+
+
+def test_warmup_requests_run_on_every_signature(exported):
+    model, path = exported
+    requests = read_warmup_requests(path)
+    assert [name for name, _ in requests] == ["serving_default"]
+    loaded = tf.saved_model.load(str(path))
+    for name, inputs in requests:
+        assert list(inputs) == ["text"] and inputs["text"].shape == (1,)
+        outputs = loaded.signatures[name](**{k: tf.constant(v) for k, v in inputs.items()})
+        assert outputs["probabilities"].shape == (1, len(LABELS))
+
+
+def test_models_config_lists_every_published_model(exported, tmp_path):
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    _, path = exported
+    (path.parent.parent / "empty").mkdir(exist_ok=True)  # no version: not served
+    config_file = write_models_config(path.parent.parent, mount="/models", num_versions=2)
+    config = text_format.Parse(config_file.read_text(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert (model.name, model.base_path, model.model_platform) == ("intent", "/models/intent", "tensorflow")
+    assert model.model_version_policy.latest.num_versions == 2

@@ -9,7 +9,7 @@ from ecomrec_tf.models.reply_model import FALLBACK, build_reply_model, template_
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
 from ecomrec_tf.training.reply import reply_losses, reply_targets
-from tests.helpers import assert_config_round_trip, assert_keras_round_trip
+from tests.helpers import assert_config_round_trip, assert_keras_round_trip, assert_warmup_requests_run
 
 BANK = [
     {"text": "Order {order_id} is on its way.", "intent": "order_status"},
@@ -190,6 +190,8 @@ def test_generator_keras_file_and_saved_model_round_trip(generator, tmp_path):
     contexts = tf.constant(PAIRS["context"] + [""])
     expected = generator.generate(contexts)["reply"].numpy()  # beam search, the model's default
     np.testing.assert_array_equal(restored.generate(contexts)["reply"].numpy(), expected)
-    loaded = tf.saved_model.load(str(export_saved_model(generator, tmp_path / "saved_models" / "reply")))
+    version_dir = export_saved_model(generator, tmp_path / "saved_models" / "reply")
+    assert_warmup_requests_run(version_dir)
+    loaded = tf.saved_model.load(str(version_dir))
     assert {"reply", "embed_context", "embed_reply", "generate"} <= set(loaded.signatures)
     np.testing.assert_array_equal(loaded.signatures["generate"](context=contexts)["reply"].numpy(), expected)
