@@ -295,6 +295,14 @@ def cmd_export(args) -> None:
     _export(model, args.base_dir, args.name, args.version, {"source": str(args.model)}, args.keep)
 
 
+def cmd_check_export(args) -> None:
+    from ecomrec_tf.serving.check_export import check_export
+
+    model = _load_model(args.model) if args.model else None
+    for line in check_export(args.path, model):
+        print(f"ok  {line}")
+
+
 def tf_only_predict(saved_model: Path, texts: list[str]) -> list[dict]:
     """Predictions from a SavedModel in a fresh process with only TensorFlow (and TF Text ops)."""
     result = subprocess.run(
@@ -645,6 +653,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--version", type=int, default=None, help="default: next free version")
     export.add_argument("--keep", type=int, default=None, help="then delete all but the newest N versions")
     export.set_defaults(func=cmd_export)
+
+    check = commands.add_parser(
+        "check-export",
+        help="check a SavedModel as TF Serving loads it (ops, session loader, warm-up, outputs)",
+    )
+    check.add_argument("path", help="a version folder, or a model folder (its newest version)")
+    check.add_argument("--model", default=None, help="the model.keras it came from: compare outputs")
+    check.set_defaults(func=cmd_check_export)
 
     predict = commands.add_parser("predict", help="predict intents of raw texts (arguments or stdin lines)")
     predict.add_argument(

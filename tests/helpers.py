@@ -45,15 +45,3 @@ def assert_saved_model_parity(
     for name, value in expected.items():
         np.testing.assert_allclose(served[name], value, atol=atol, err_msg=name)
     return version_dir
-
-
-def assert_warmup_requests_run(version_dir: Path) -> None:
-    """Every TF Serving warm-up request in the export runs on its signature, as the server replays them."""
-    from ecomrec_tf.export import read_warmup_requests
-
-    loaded = tf.saved_model.load(str(version_dir))
-    requests = read_warmup_requests(version_dir)
-    assert {name for name, _ in requests} == set(loaded.signatures)
-    for name, inputs in requests:
-        outputs = loaded.signatures[name](**{key: tf.constant(value) for key, value in inputs.items()})
-        assert all(value.shape[0] == 1 for value in outputs.values()), name

@@ -8,8 +8,9 @@ from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models.reply_model import FALLBACK, build_reply_model, template_parts
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
+from ecomrec_tf.serving.check_export import ExportCheckError, check_export
 from ecomrec_tf.training.reply import reply_losses, reply_targets
-from tests.helpers import assert_config_round_trip, assert_keras_round_trip, assert_warmup_requests_run
+from tests.helpers import assert_config_round_trip, assert_keras_round_trip
 
 BANK = [
     {"text": "Order {order_id} is on its way.", "intent": "order_status"},
@@ -96,6 +97,7 @@ def test_config_and_keras_file_round_trip(model, tmp_path):
 
 def test_saved_model_replies_like_the_keras_model(model, tmp_path):
     version_dir = export_saved_model(model, tmp_path / "saved_models" / "reply")
+    assert len(check_export(version_dir, model)) == 3  # ops, session loader + warm-up, outputs
     loaded = tf.saved_model.load(str(version_dir))
     assert {"serving_default", "reply", "embed_context", "embed_reply"} <= set(loaded.signatures)
     contexts = tf.constant(PAIRS["context"] + [""])
@@ -191,7 +193,10 @@ def test_generator_keras_file_and_saved_model_round_trip(generator, tmp_path):
     expected = generator.generate(contexts)["reply"].numpy()  # beam search, the model's default
     np.testing.assert_array_equal(restored.generate(contexts)["reply"].numpy(), expected)
     version_dir = export_saved_model(generator, tmp_path / "saved_models" / "reply")
-    assert_warmup_requests_run(version_dir)
+    # Known gap (issue 7): keras-hub's samplers and cached attention update tensors with Keras's
+    # slice_update, an XLA op that stock TF Serving runs only through XLA compile-on-demand.
+    with pytest.raises(ExportCheckError, match="ops not in TensorFlow Serving 2.20.0.*XlaDynamicUpdateSlice"):
+        check_export(version_dir, generator)
     loaded = tf.saved_model.load(str(version_dir))
     assert {"reply", "embed_context", "embed_reply", "generate"} <= set(loaded.signatures)
     np.testing.assert_array_equal(loaded.signatures["generate"](context=contexts)["reply"].numpy(), expected)
