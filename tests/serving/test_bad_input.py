@@ -1,0 +1,61 @@
+"""What a served model does with bad input: a defined answer, or an error that says what is wrong."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ecomrec_tf.export import export_saved_model
+from ecomrec_tf.serving.client import RestClient, ServingError
+from tests.conftest import LABELS
+from tests.serving.standin_server import StandIn
+
+
+@pytest.fixture(scope="module")
+def serve(tmp_path_factory):
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+    return path, tf.saved_model.load(str(path)).signatures["serving_default"]
+
+
+def _defined(outputs, n):
+    assert outputs["label"].shape == (n,) and all(
+        label.decode() in LABELS for label in outputs["label"].numpy()
+    )
+    np.testing.assert_allclose(outputs["probabilities"].numpy().sum(-1), 1.0, atol=1e-5)
+
+
+def test_empty_and_whitespace_strings_get_a_defined_answer(serve):
+    _defined(serve[1](text=tf.constant(["", "   ", "\n\t"])), 3)
+
+
+def test_very_long_strings_are_truncated_not_rejected(serve):
+    _defined(serve[1](text=tf.constant(["where is my order " * 20000, "x" * 1_000_000])), 2)
+
+
+def test_invalid_utf8_is_replaced_not_fatal(serve):
+    outputs = serve[1](text=tf.constant([b"\xff\xfe broken \xc3", b"caf\xc3\xa9"]))
+    _defined(outputs, 2)
+
+
+def test_a_wrong_dtype_is_a_clear_error(serve):
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError), match="string|dtype"):
+        serve[1](text=tf.constant([1, 2]))
+    with pytest.raises((TypeError, ValueError), match="text"):
+        serve[1](query=tf.constant(["hi"]))
+
+
+def test_over_rest_bad_input_is_a_400_naming_the_problem(serve):
+    standin = StandIn(serve[0], "intent")
+    server = standin.rest()
+    try:
+        client = RestClient(f"http://127.0.0.1:{server.server_port}", "intent", retries=0)
+        assert list(client.predict({"text": ["", "ok"]})["label"])  # empty strings are fine
+        with pytest.raises(ServingError, match="HTTP 400"):
+            client.predict({"text": [1, 2]})
+        with pytest.raises(ServingError, match="HTTP 400: missing inputs \\['text'\\]"):
+            client.predict({"query": ["hi"]})
+    finally:
+        server.shutdown()

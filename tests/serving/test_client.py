@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from ecomrec_tf.export import export_saved_model
+from ecomrec_tf.serving.client import GrpcClient, RestClient, ServingError
+from tests.conftest import LABELS, TEXTS
+from tests.serving.standin_server import StandIn
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """A tiny intent export behind the stand-in's REST and gRPC servers, and what the SavedModel says."""
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+    standin = StandIn(path, "intent")
+    rest = standin.rest()
+    grpc_server, port = standin.grpc()
+    expected = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(TEXTS))
+    yield standin, f"http://127.0.0.1:{rest.server_port}", f"127.0.0.1:{port}", expected
+    rest.shutdown()
+    grpc_server.stop(None)
+
+
+@pytest.mark.parametrize("form", ["inputs", "instances"])
+def test_rest_client_batches_and_joins(served, form):
+    standin, url, _, expected = served
+    before = standin.requests
+    out = RestClient(url, "intent", form=form, batch_size=4).predict({"text": TEXTS})
+    assert standin.requests - before == 2  # 6 texts in batches of 4
+    assert list(out["label"]) == [label.decode() for label in expected["label"].numpy()]
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_grpc_client_batches_and_joins(served):
+    standin, _, target, expected = served
+    client = GrpcClient(target, "intent", batch_size=5)
+    out = client.predict({"text": TEXTS})
+    client.close()
+    np.testing.assert_array_equal(out["label"], expected["label"].numpy())
+    np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_transient_failures_are_retried_and_bad_requests_are_not(served):
+    standin, url, target, _ = served
+    standin.failures_left = 2
+    assert len(RestClient(url, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})["label"]) == 1
+    standin.failures_left = 2
+    assert len(GrpcClient(target, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})["label"]) == 1
+    standin.failures_left = 3
+    with pytest.raises(ServingError, match="503"):
+        RestClient(url, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})
+    standin.failures_left = 0
+    with pytest.raises(ServingError, match="HTTP 404: Servable not found"):
+        RestClient(url, "nope").predict({"text": ["hi"]})
+    with pytest.raises(ServingError, match="gRPC INVALID_ARGUMENT: missing inputs \\['text'\\]"):
+        GrpcClient(target, "intent", retries=0).predict({"query": ["hi"]})
+    with pytest.raises(ServingError, match="timed out|refused"):
+        RestClient("http://127.0.0.1:9", "intent", timeout=0.5, retries=1, backoff=0.01).predict(
+            {"text": ["x"]}
+        )
+
+
+def test_inputs_of_different_lengths_are_an_error():
+    with pytest.raises(ValueError, match="same batch size"):
+        RestClient("http://localhost:1", "m").predict({"a": [1, 2], "b": [1]})
