@@ -114,8 +114,9 @@ def export_saved_model(
     return target
 
 
-def _example(spec: tf.TensorSpec) -> np.ndarray:
-    """A batch-of-one value for a serving input: unknown dimensions become 1 (batch) or 2."""
+def example_value(spec: tf.TensorSpec) -> np.ndarray:
+    """A batch-of-one value for a serving input (warm-up requests, benchmarks): unknown dimensions
+    become 1 (batch) or 2; strings hold a typical shop message, numbers are zeros."""
     shape = [1] + [2 if d is None else d for d in spec.shape[1:]]
     if spec.dtype == tf.string:
         return np.full(shape, WARMUP_TEXT, dtype=object)
@@ -123,7 +124,7 @@ def _example(spec: tf.TensorSpec) -> np.ndarray:
 
 
 def write_warmup_requests(path: str | Path, model_name: str, signatures: dict) -> int:
-    """One TF Serving `PredictionLog` per signature, inputs from `_example`; returns the count."""
+    """One TF Serving `PredictionLog` per signature, inputs from `example_value`; returns the count."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -133,7 +134,7 @@ def write_warmup_requests(path: str | Path, model_name: str, signatures: dict) -
                 model_spec=model_pb2.ModelSpec(name=model_name, signature_name=name)
             )
             for spec in input_signature:
-                request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(_example(spec)))
+                request.inputs[spec.name].CopyFrom(tf.make_tensor_proto(example_value(spec)))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return len(signatures)

@@ -42,11 +42,11 @@ def graph_ops(version_dir: str | Path) -> set[str]:
     return ops - functions
 
 
-def unsupported_ops(version_dir: str | Path) -> list[str]:
-    """Ops in the export that the targeted TF Serving lacks: neither TensorFlow core (`tf.raw_ops`) nor
-    the TF Text ops it bundles (`tf_serving_ops.json`)."""
+def unsupported_ops(ops: set[str]) -> list[str]:
+    """The `ops` (see `graph_ops`) the targeted TF Serving lacks: neither TensorFlow core (`tf.raw_ops`)
+    nor the TF Text ops it bundles (`tf_serving_ops.json`)."""
     shipped = json.loads(OPS_FILE.read_text())
-    return sorted(graph_ops(version_dir) - set(dir(tf.raw_ops)) - set(shipped["tf_text_ops"]))
+    return sorted(ops - set(dir(tf.raw_ops)) - set(shipped["tf_text_ops"]))
 
 
 def _session_run(version_dir: Path, requests: list) -> None:
@@ -86,10 +86,11 @@ def check_export(path: str | Path, model=None, atol: float = 1e-4) -> list[str]:
     version_dir = version_dir_of(path)
     target = json.loads(OPS_FILE.read_text())["target"]
     report = []
-    missing = unsupported_ops(version_dir)
+    ops = graph_ops(version_dir)
+    missing = unsupported_ops(ops)
     if missing:
         raise ExportCheckError(f"{version_dir}: ops not in {target}: {', '.join(missing)}")
-    report.append(f"ops: all {len(graph_ops(version_dir))} op types are in {target}")
+    report.append(f"ops: all {len(ops)} op types are in {target}")
     requests = read_warmup_requests(version_dir)
     loaded = tf.saved_model.load(str(version_dir))
     if {name for name, _ in requests} != set(loaded.signatures):
