@@ -17,26 +17,16 @@ import argparse
 import os
 import random
 import statistics
-import time
 
 import numpy as np
 import tensorflow as tf
+from timing import timings
 
 import ecomrec_tf  # noqa: F401
 from ecomrec_tf.data.shop import generate_catalog
 from ecomrec_tf.data.task_datasets import item_text
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_purchase_model, top_k_items
-
-
-def timings(fn, seconds: float) -> list[float]:
-    fn()  # warm-up / trace
-    times, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 5:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def percentile(times: list[float], q: float) -> float:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401
+from timing import timings
 
 import ecomrec_tf  # noqa: F401
 from ecomrec_tf.data.reply_bank import reply_bank_entries
@@ -38,16 +38,6 @@ from ecomrec_tf.training.reply import slot_values_of
 CONTEXT = (
     "[customer] hi [agent] Hello! How can I help you today? [customer] where is my order #1234567, it's late"
 )
-
-
-def timings(fn, seconds: float) -> list[float]:
-    fn()  # warm-up / trace
-    times, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 10:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def main() -> None:
@@ -80,7 +70,11 @@ def main() -> None:
             lambda c, model=model, vectors=vectors: model.reply(c, k=5, bank_vectors=vectors)
         )
         rows.append(
-            ("Keras model, tf.function", len(bank), timings(lambda f=keras_reply: f(context), args.seconds))
+            (
+                "Keras model, tf.function",
+                len(bank),
+                timings(lambda f=keras_reply: f(context), args.seconds, minimum=10),
+            )
         )
         with tempfile.TemporaryDirectory() as tmp:
             version = export_saved_model(model, Path(tmp) / "reply")
@@ -89,7 +83,7 @@ def main() -> None:
                 (
                     "SavedModel signature 'reply'",
                     len(bank),
-                    timings(lambda serve=serve: serve(context=context), args.seconds),
+                    timings(lambda serve=serve: serve(context=context), args.seconds, minimum=10),
                 )
             )
         tfidf = TfidfRetriever([entry["text"] for entry in bank] + [CONTEXT])
@@ -98,7 +92,7 @@ def main() -> None:
             (
                 "TF-IDF baseline (scores only)",
                 len(bank),
-                timings(lambda t=texts, tfidf=tfidf: tfidf.scores([CONTEXT], t), args.seconds),
+                timings(lambda t=texts, tfidf=tfidf: tfidf.scores([CONTEXT], t), args.seconds, minimum=10),
             )
         )
     rows += generation_rows(args, encoder, extractor_values, context)
@@ -130,14 +124,14 @@ def generation_rows(args, encoder, extractor_values, context) -> list:
             (
                 f"Keras generate, {decoding}",
                 len(model.reply_bank),
-                timings(lambda g=generate: g(context), args.seconds),
+                timings(lambda g=generate: g(context), args.seconds, minimum=10),
             )
         )
     with tempfile.TemporaryDirectory() as tmp:
         serve = tf.saved_model.load(str(export_saved_model(model, Path(tmp) / "reply"))).signatures[
             "generate"
         ]
-        times = timings(lambda: serve(context=context), args.seconds)
+        times = timings(lambda: serve(context=context), args.seconds, minimum=10)
         rows.append((f"SavedModel 'generate' ({model.decoding})", len(model.reply_bank), times))
     print("generated:", model.generate(context)["reply"].numpy()[0].decode())
     return rows

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from timing import timings
 
 BATCHES = (1, 32, 128)
 
@@ -32,16 +33,6 @@ def inputs_for(input_signature, batch: int) -> dict:
     from ecomrec_tf.export.saved_model import example_value
 
     return {spec.name: np.repeat(example_value(spec), batch, axis=0) for spec in input_signature}
-
-
-def measure(fn, seconds: float) -> list[float]:
-    fn()  # warm-up / trace
-    times, deadline = [], time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times) < 5:
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def row(times_by_batch: dict) -> dict:
@@ -66,7 +57,7 @@ def saved_model_rows(export_dirs: dict, specs: dict, seconds: float) -> dict:
             times = {}
             for batch in BATCHES:
                 inputs = {k: tf.constant(v) for k, v in inputs_for(input_signature, batch).items()}
-                times[batch] = measure(lambda f=function, x=inputs: f(**x), seconds)
+                times[batch] = timings(lambda f=function, x=inputs: f(**x), seconds)
             rows[f"{name}/{signature}"] = row(times)
     return rows
 
@@ -164,11 +155,11 @@ def main() -> None:
                 inputs = inputs_for(spec, batch)
                 if name == "intent":  # the Keras model's own predict
                     text = inputs["text"]
-                    times[batch] = measure(lambda t=text, m=model: m.predict(t, verbose=0), args.seconds)
+                    times[batch] = timings(lambda t=text, m=model: m.predict(t, verbose=0), args.seconds)
                 else:  # the Keras model's signature function under tf.function
                     f = tf.function(function)
                     x = [tf.constant(inputs[s.name]) for s in spec]
-                    times[batch] = measure(lambda f=f, x=x: f(*x), args.seconds)
+                    times[batch] = timings(lambda f=f, x=x: f(*x), args.seconds)
             keras_rows[f"{name}/{sig}"] = row(times)
     plain = saved_model_rows(exports, specs, args.seconds)
     job = {
