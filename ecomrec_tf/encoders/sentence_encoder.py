@@ -75,13 +75,16 @@ class SentenceEncoder(keras.layers.Layer):
 
 def encode_in_batches(
     function, texts: list[str], batch_size: int = 128, progress: bool = False, description: str = "encoding"
-) -> np.ndarray:
-    """`function` (strings -> vectors, e.g. a `tf.function`) over `texts` in batches of similar length
-    (little padding), rows back in input order; a tqdm bar when `progress`."""
+):
+    """`function` (strings -> a tensor, or a dict of tensors, e.g. a `tf.function`) over `texts` in
+    batches of similar length (little padding): numpy arrays (or a dict of them), rows back in input
+    order; a tqdm bar when `progress`."""
     order = np.argsort([len(text) for text in texts], kind="stable")
     parts = []
     for start in tqdm(
         range(0, len(texts), batch_size), desc=description, unit="batch", disable=not progress, leave=False
     ):
-        parts.append(function(tf.constant([texts[i] for i in order[start : start + batch_size]])).numpy())
-    return np.concatenate(parts)[np.argsort(order)]
+        batch = function(tf.constant([texts[i] for i in order[start : start + batch_size]]))
+        parts.append(tf.nest.map_structure(lambda tensor: tensor.numpy(), batch))
+    inverse = np.argsort(order)
+    return tf.nest.map_structure(lambda *arrays: np.concatenate(arrays)[inverse], *parts)

@@ -9,7 +9,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm.auto import tqdm
 
 from ecomrec_tf.data.readers import DataError, read_dialogues, read_records
 from ecomrec_tf.data.reply_bank import reply_bank_entries
@@ -260,8 +259,8 @@ def evaluate_reply(
     baseline_replies = [r.decode() for r in baseline["replies"].numpy()[:, 0]]
     shown = [
         {"context": c, "reply": r, "score": float(s), "reference": ref}
-        for c, r, s, ref in zip(contexts, chosen["reply"], chosen["score"], references)
-    ][:examples]
+        for c, r, s, ref in zip(contexts[:examples], chosen["reply"], chosen["score"], references)
+    ]
     result = {
         "dual_encoder": {
             **retrieval_metrics(model_scores),
@@ -290,17 +289,13 @@ def evaluate_reply(
     return result
 
 
-def _batched(function, contexts: list[str], batch_size: int = 128, description: str = "replying") -> dict:
-    """`function` (contexts -> dict of tensors) over `contexts` in batches, as one tf.function:
-    numpy arrays, strings decoded."""
-    function = tf.function(function, reduce_retracing=True)
-    parts = []
-    for i in tqdm(range(0, len(contexts), batch_size), desc=description, unit="batch", leave=False):
-        parts.append(
-            {key: value.numpy() for key, value in function(tf.constant(contexts[i : i + batch_size])).items()}
-        )
-    result = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-    for key, value in result.items():
-        if value.dtype == object:
-            result[key] = [item.decode() for item in value.reshape(-1)] if value.ndim == 1 else value
-    return result
+def _batched(function, contexts: list[str], description: str = "replying") -> dict:
+    """`function` (contexts -> dict of tensors) over `contexts` in batches, as one tf.function: numpy
+    arrays, 1-D strings decoded."""
+    result = encode_in_batches(
+        tf.function(function, reduce_retracing=True), contexts, progress=True, description=description
+    )
+    return {
+        key: [item.decode() for item in value] if value.dtype == object and value.ndim == 1 else value
+        for key, value in result.items()
+    }
