@@ -290,15 +290,34 @@ def _export(
     return path
 
 
+def _load_models(specs: list[str]):
+    """One `--model PATH`: that model. Several `--model HEAD=PATH`: a `ShopAssistant` of them, the
+    first head answering `serving_default`."""
+    from ecomrec_tf.export import ExportError
+    from ecomrec_tf.models import ShopAssistant
+
+    if len(specs) == 1 and "=" not in specs[0]:
+        return _load_model(specs[0])
+    heads = {}
+    for spec in specs:
+        head, sep, path = spec.partition("=")
+        if not sep or not head or not path:
+            raise ExportError(f"--model {spec!r}: with several models, name each head: HEAD=PATH")
+        if head in heads:
+            raise ExportError(f"--model {spec!r}: head {head!r} given twice")
+        heads[head] = _load_model(path)
+    return ShopAssistant(heads)
+
+
 def cmd_export(args) -> None:
-    model = _load_model(args.model)
-    _export(model, args.base_dir, args.name, args.version, {"source": str(args.model)}, args.keep)
+    model = _load_models(args.model)
+    _export(model, args.base_dir, args.name, args.version, {"source": args.model}, args.keep)
 
 
 def cmd_check_export(args) -> None:
     from ecomrec_tf.serving.check_export import check_export
 
-    model = _load_model(args.model) if args.model else None
+    model = _load_models(args.model) if args.model else None
     for line in check_export(args.path, model):
         print(f"ok  {line}")
 
@@ -647,7 +666,13 @@ def build_parser() -> argparse.ArgumentParser:
     update_purchase.set_defaults(func=cmd_update_purchase)
 
     export = commands.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
-    export.add_argument("--model", required=True, help="model.keras or its run folder")
+    export.add_argument(
+        "--model",
+        required=True,
+        action="append",
+        help="model.keras or its run folder; repeat as HEAD=PATH (intent=runs/i purchase=runs/p "
+        "reply=runs/r) for one shop-assistant SavedModel with every head's signatures",
+    )
     export.add_argument("--name", default="intent")
     export.add_argument("--base-dir", default="saved_models")
     export.add_argument("--version", type=int, default=None, help="default: next free version")
@@ -659,7 +684,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a SavedModel as TF Serving loads it (ops, session loader, warm-up, outputs)",
     )
     check.add_argument("path", help="a version folder, or a model folder (its newest version)")
-    check.add_argument("--model", default=None, help="the model.keras it came from: compare outputs")
+    check.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="the model.keras it came from (repeat HEAD=PATH as for export): compare outputs",
+    )
     check.set_defaults(func=cmd_check_export)
 
     predict = commands.add_parser("predict", help="predict intents of raw texts (arguments or stdin lines)")

@@ -2,11 +2,13 @@
 
 from ecomrec_tf.models.intent_model import IntentModel, build_intent_model
 from ecomrec_tf.models.purchase_model import PurchaseModel, build_purchase_model, top_k_items
+from ecomrec_tf.models.shop_assistant import ShopAssistant
 from ecomrec_tf.models.text_model import TextModel, strings_to_tensors
 
 __all__ = [
     "IntentModel",
     "PurchaseModel",
+    "ShopAssistant",
     "TextModel",
     "build_intent_model",
     "build_purchase_model",

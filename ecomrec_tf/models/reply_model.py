@@ -17,6 +17,7 @@ from ecomrec_tf.heads.reply_decoder import ReplyDecoder
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import SlotExtractor, TextPreprocessor
 from ecomrec_tf.serialization import deserialize_objects, serialize_objects
+from ecomrec_tf.serving.core_ops import core_slice_update
 
 FALLBACK = "I'm connecting you with a member of our team now; the wait is usually under 5 minutes."
 DECODINGS = ("greedy", "beam", "top_k")
@@ -354,8 +355,6 @@ class ReplyModel(TextModel):
             [tf.ones([batch, 1], tf.bool), tf.zeros([batch, self.max_reply_length - 1], tf.bool)], 1
         )
 
-        caches = self.decoder.start_cache(encoded, features["padding_mask"], self.max_reply_length)
-
         def next_token(prompt, cache, index):
             self_caches, cross_caches, encoded, encoder_mask = cache
             # Feed the token at index - 1 (cached keys/values hold the ones before it).
@@ -366,14 +365,17 @@ class ReplyModel(TextModel):
             logits = self.backbone.token_embedding(hidden[:, 0], reverse=True)
             return tf.cast(logits, tf.float32), None, (self_caches, cross_caches, encoded, encoder_mask)
 
-        tokens = self.samplers[decoding](
-            next_token,
-            prompt,
-            cache=(*caches, encoded, features["padding_mask"]),
-            index=1,
-            mask=fixed,
-            stop_token_ids=[tokenizer.sep_token_id],
-        )
+        # TF core ops for the cache and prompt updates, so TF Serving can load the traced graph.
+        with core_slice_update():
+            caches = self.decoder.start_cache(encoded, features["padding_mask"], self.max_reply_length)
+            tokens = self.samplers[decoding](
+                next_token,
+                prompt,
+                cache=(*caches, encoded, features["padding_mask"]),
+                index=1,
+                mask=fixed,
+                stop_token_ids=[tokenizer.sep_token_id],
+            )
         text = self._detokenize(tokens)
         # A number the conversation does not hold (an order number, an amount) would be invented.
         invented = tf.sets.size(tf.sets.difference(_numbers(text), _numbers(contexts))) > 0
