@@ -15,6 +15,16 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TASK_FIELDS = {
     "intent": {"train", "valid", "weight"},
     "mlm": {"texts", "shop_dir", "weight", "mask_rate"},
+    "reply": {
+        "train",
+        "valid",
+        "bank",
+        "weight",
+        "max_turns",
+        "decoder_layers",
+        "decoder_learning_rate",
+        "generation_weight",
+    },
 }
 
 
@@ -26,10 +36,12 @@ class ConfigError(ValueError):
 class RunConfig:
     """Everything a run depends on; `ecomrec-tf train --config FILE` runs it, the seed makes it repeatable.
 
-    Tasks are tables under `tasks`: `intent` (`train`, `valid` files of `{text, label}`) and `mlm`
-    (`texts`: files of `{text}` records, or `shop_dir`: a folder `data generate` wrote). A run with
-    both is multi-task: its loss is `weight_intent * L_intent + weight_mlm * L_mlm` (alpha for MLM and
-    1 - alpha for intent gives the seeds' `alpha * L_pre + (1 - alpha) * L_fin`).
+    Tasks are tables under `tasks`: `intent` (`train`, `valid` files of `{text, label}`), `reply`
+    (`train`, `valid` dialogue files; `bank`, `max_turns`, `decoder_layers`, `decoder_learning_rate`,
+    `generation_weight` as in `train_reply`) and `mlm` (`texts`: files of `{text}` records, or
+    `shop_dir`: a folder `data generate` wrote). A run with several is multi-task, every head on one
+    encoder: its loss is `weight_intent * L_intent + weight_reply * L_reply + weight_mlm * L_mlm` (alpha
+    for MLM and 1 - alpha for intent gives the seeds' `alpha * L_pre + (1 - alpha) * L_fin`).
     """
 
     tasks: dict[str, dict]
@@ -87,6 +99,8 @@ def parse_config(data: dict, path: str | Path = "<config>") -> RunConfig:
             _fail(path, f"tasks.{name}: unknown field(s) {', '.join(extra)}")
     if "intent" in tasks and not {"train", "valid"} <= set(tasks["intent"]):
         _fail(path, "tasks.intent needs 'train' and 'valid' files")
+    if "reply" in tasks and not {"train", "valid"} <= set(tasks["reply"]):
+        _fail(path, "tasks.reply needs 'train' and 'valid' dialogue files")
     if "mlm" in tasks and not ({"texts", "shop_dir"} & set(tasks["mlm"])):
         _fail(path, "tasks.mlm needs 'texts' (a list of files) or 'shop_dir'")
     numbers = {"learning_rate", "warmup_fraction", "weight_decay", "layer_decay", "dropout", "temperature"}

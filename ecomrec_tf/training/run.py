@@ -10,15 +10,23 @@ import tensorflow as tf
 
 from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.data.corpus import shop_corpus, shop_dir_corpus
+from ecomrec_tf.data.readers import read_dialogues
+from ecomrec_tf.data.reply_bank import reply_bank_entries
 from ecomrec_tf.encoders import load_encoder, save_encoder
 from ecomrec_tf.models import build_intent_model
+from ecomrec_tf.models.reply_model import build_reply_model
+from ecomrec_tf.preprocessing import SlotExtractor
+from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
 from ecomrec_tf.training.config import RunConfig, save_config
 from ecomrec_tf.training.intent import MODEL_FILE, read_intent_splits, save_model
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.mlm import ENCODER_DIR, masked_lm, mlm_task
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.reply import read_reply_bank, reply_tasks, slot_values_of
 from ecomrec_tf.training.task import text_task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
+
+REPLY_MODEL_FILE = "reply_model.keras"
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -50,7 +58,9 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
 
     Writes `run_dir/config.yaml` (rerun it to repeat the run), checkpoints, TensorBoard logs (scalars
     per task, HParams, PR curves, sample predictions and the intent-vector projector),
-    `history.json`, and the results: `model.keras` for an intent task, `encoder/` for an MLM task.
+    `history.json`, and the results: `model.keras` for an intent task, `reply_model.keras` for a reply
+    task, `encoder/` for an MLM task. Export the heads as one SavedModel with `ecomrec-tf export --model
+    intent=RUN/model.keras --model reply=RUN/reply_model.keras --name shop_assistant`.
 
     Returns:
         The history (per-epoch logs).
@@ -63,13 +73,13 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
         with strategy.scope():
             keras.utils.set_random_seed(config.seed)
             encoder = load_encoder(config.encoder, dropout=config.dropout)
-            tasks, intent = [], None
+            tasks, intent, reply, multipliers = [], None, None, {}
+            top = None if config.train_top_layers in (None, "all") else int(config.train_top_layers)
             if "intent" in config.tasks:
                 settings = config.tasks["intent"]
                 labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(
                     settings["train"], settings["valid"]
                 )
-                top = None if config.train_top_layers in (None, "all") else int(config.train_top_layers)
                 intent = build_intent_model(
                     encoder,
                     labels,
@@ -97,6 +107,29 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                         metrics=lambda: [keras.metrics.SparseCategoricalAccuracy("accuracy")],
                     )
                 )
+            if "reply" in config.tasks:
+                settings = config.tasks["reply"]
+                reply = build_reply_model(
+                    encoder,
+                    read_reply_bank(settings["bank"]) if "bank" in settings else reply_bank_entries(),
+                    config.sequence_length,
+                    slot_extractor=SlotExtractor({"order_id": ORDER_ID}, slot_values_of(None)),
+                    train_top_layers=top,
+                    decoder_layers=int(settings.get("decoder_layers", 0)),
+                )
+                tasks += reply_tasks(
+                    reply,
+                    read_dialogues(settings["train"]),
+                    read_dialogues(settings["valid"]),
+                    config.batch_size,
+                    max_turns=int(settings.get("max_turns", 3)),
+                    weight=float(settings.get("weight", 1.0)),
+                    generation_weight=float(settings.get("generation_weight", 1.0)),
+                    seed=config.seed,
+                )
+                # The decoder starts from scratch beside the pretrained encoder (see `train_reply`).
+                decoder_rate = float(settings.get("decoder_learning_rate", 1e-3))
+                multipliers["reply_decoder"] = decoder_rate / config.learning_rate
             if "mlm" in config.tasks:
                 settings = config.tasks["mlm"]
                 texts = _mlm_texts(settings)
@@ -123,6 +156,7 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                 layer_decay=config.layer_decay,
                 num_layers=encoder.backbone.num_layers,
                 loss_scale=config.mixed_precision == "mixed_float16",
+                multipliers=multipliers,
             )
             trainer = Trainer(
                 tasks,
@@ -155,6 +189,8 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
         if trainer.is_chief:
             if intent is not None:
                 save_model(intent, run_dir / MODEL_FILE)
+            if reply is not None:
+                save_model(reply, run_dir / REPLY_MODEL_FILE)
             if "mlm" in config.tasks:
                 save_encoder(encoder, run_dir / ENCODER_DIR)
             (run_dir / "history.json").write_text(json.dumps(history, indent=2))

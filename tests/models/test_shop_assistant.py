@@ -3,13 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomrec_tf.cli import main
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models import ShopAssistant, build_intent_model, build_purchase_model
 from ecomrec_tf.models.reply_model import build_reply_model
 from ecomrec_tf.serving.check_export import check_export
-from ecomrec_tf.training.intent import save_model
 from tests.conftest import LABELS
 
 HEAD_SIGNATURES = {
@@ -71,17 +69,3 @@ def test_signature_names_clash_default_and_errors(heads):
         ShopAssistant(heads, default="chat")
     with pytest.raises(ValueError, match="head 'encoder'.*has no serving_signatures"):
         ShopAssistant({"encoder": keras.layers.Dense(2)})
-
-
-def test_export_and_check_export_commands_take_several_models(heads, tmp_path, capsys):
-    path = save_model(heads["intent"], tmp_path / "intent.keras")
-    specs = ["--model", f"intent={path}", "--model", f"intent_de={path}"]
-    base = tmp_path / "saved_models"
-    assert main(["export", *specs, "--name", "shop_assistant", "--base-dir", str(base)]) == 0
-    assert main(["check-export", str(base / "shop_assistant"), *specs]) == 0
-    out = capsys.readouterr().out
-    assert (
-        "equals the Keras model's" in out and 'name: "shop_assistant"' in (base / "models.config").read_text()
-    )
-    assert main(["export", "--model", str(path), "--model", "x", "--base-dir", str(base)]) == 2
-    assert "name each head: HEAD=PATH" in capsys.readouterr().err

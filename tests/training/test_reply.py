@@ -80,3 +80,27 @@ def test_a_reply_bank_file_and_its_errors(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"intent": "x"}\n')
     with pytest.raises(DataError, match="bad.jsonl:1: missing field 'text'"):
         read_reply_bank(tmp_path / "bad.jsonl")
+
+
+def test_a_multi_task_run_of_intent_and_reply_exports_one_shop_assistant(
+    dialogue_files, intent_data_dir, tmp_path, capsys
+):
+    from ecomrec_tf.cli import main
+    from ecomrec_tf.training.config import parse_config
+    from ecomrec_tf.training.run import run
+
+    intent = {"train": str(intent_data_dir / "train.jsonl"), "valid": str(intent_data_dir / "valid.jsonl")}
+    reply = {"train": str(dialogue_files["train"]), "valid": str(dialogue_files["valid"]), "weight": 0.5}
+    config = parse_config({"encoder": "tiny", "epochs": 1, "steps_per_epoch": 6, "batch_size": 16,
+                           "sequence_length": 32, "learning_rate": 1e-3,
+                           "tasks": {"intent": intent, "reply": reply}})  # fmt: skip
+    history = run(config, tmp_path / "run", verbose=0)
+    assert {"intent_loss", "reply_loss", "val_intent_accuracy", "val_reply_in_batch_accuracy"} <= set(history)
+    heads = ["--model", f"intent={tmp_path / 'run' / 'model.keras'}"]
+    heads += ["--model", f"reply={tmp_path / 'run' / 'reply_model.keras'}"]
+    base = tmp_path / "saved_models"
+    assert main(["export", *heads, "--name", "shop_assistant", "--base-dir", str(base)]) == 0
+    assert main(["check-export", str(base / "shop_assistant"), *heads]) == 0
+    assert "equals the Keras model's" in capsys.readouterr().out
+    assert main(["export", "--model", str(tmp_path / "run"), "--model", "x", "--base-dir", str(base)]) == 2
+    assert "name each head: HEAD=PATH" in capsys.readouterr().err
