@@ -15,9 +15,11 @@ this run on this machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import keras
 import numpy as np
@@ -127,6 +129,17 @@ def generation_rows(args, encoder, extractor_values, context) -> list:
                 timings(lambda g=generate: g(context), args.seconds, minimum=10),
             )
         )
+    # Baseline: Keras's own cache updates (XlaDynamicUpdateSlice), which TF Serving cannot load.
+    with mock.patch("ecomrec_tf.models.reply_model.core_slice_update", contextlib.nullcontext):
+        generate = tf.function(lambda c: model.generate(c, "greedy"))
+        generate(context)
+    rows.append(
+        (
+            "  same, greedy, XLA-op cache updates",
+            len(model.reply_bank),
+            timings(lambda g=generate: g(context), args.seconds, minimum=10),
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         serve = tf.saved_model.load(str(export_saved_model(model, Path(tmp) / "reply"))).signatures[
             "generate"

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -104,3 +106,10 @@ def test_a_multi_task_run_of_intent_and_reply_exports_one_shop_assistant(
     assert "equals the Keras model's" in capsys.readouterr().out
     assert main(["export", "--model", str(tmp_path / "run"), "--model", "x", "--base-dir", str(base)]) == 2
     assert "name each head: HEAD=PATH" in capsys.readouterr().err
+    # A fresh process (as `ecomrec-tf export`) knows every model class without importing its module.
+    load = (
+        "import sys; from ecomrec_tf.cli import _load_model; print(type(_load_model(sys.argv[1])).__name__)"
+    )
+    loaded = subprocess.run([sys.executable, "-c", load, str(tmp_path / "run" / "reply_model.keras")],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert loaded.stdout.split()[-1] == "ReplyModel"
