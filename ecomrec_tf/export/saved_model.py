@@ -86,6 +86,12 @@ def export_saved_model(
         raise ExportError(f"{type(model).__name__}.serving_signatures() has no 'serving_default'")
     archive = keras.export.ExportArchive()
     archive.track(model)
+    # `track` lists the Keras variable wrappers and the endpoints capture the tf.Variables inside them:
+    # two objects per weight, so Keras 3.15 writes every weight twice and every loader, TF Serving
+    # included, restores it twice (keras-team/keras#23553). Listing the tf.Variables stores each once.
+    for collection in ("variables", "trainable_variables", "non_trainable_variables"):
+        unique = {id(v): v for v in getattr(model, collection)}.values()
+        archive.add_variable_collection(collection, [getattr(v, "value", v) for v in unique])
     for name, (function, input_signature) in signatures.items():
         archive.add_endpoint(name, function, input_signature=input_signature)
 

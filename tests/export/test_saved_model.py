@@ -129,3 +129,13 @@ def test_models_config_lists_every_published_model(exported, tmp_path):
     (model,) = config.model_config_list.config
     assert (model.name, model.base_path, model.model_platform) == ("intent", "/models/intent", "tensorflow")
     assert model.model_version_policy.latest.num_versions == 2
+
+
+def test_every_weight_is_stored_once(exported):
+    model, path = exported
+    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    stored = sum(int(np.prod(shape)) for shape in reader.get_variable_to_shape_map().values())
+    # Every variable (weights and dropout seed states) once, not twice (keras-team/keras#23553).
+    assert stored == sum(int(np.prod(v.shape)) for v in model.variables) + 1  # + the save counter
+    loaded = tf.saved_model.load(str(path))
+    assert len(loaded.variables) == len(model.variables)
