@@ -33,9 +33,7 @@ from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation.reply import TfidfRetriever
 from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models.reply_model import build_reply_model
-from ecomrec_tf.preprocessing import SlotExtractor
-from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
-from ecomrec_tf.training.reply import slot_values_of
+from ecomrec_tf.training.reply import shop_slot_extractor, slot_values_of
 
 CONTEXT = (
     "[customer] hi [agent] Hello! How can I help you today? [customer] where is my order #1234567, it's late"
@@ -64,9 +62,7 @@ def main() -> None:
     print(f"{'path':<34}{'bank':>6}{'p50 ms':>9}{'p99 ms':>9}{'vs Keras, 36':>14}")
     rows = []
     for bank in (vetted, large):
-        model = build_reply_model(
-            encoder, bank, 96, slot_extractor=SlotExtractor({"order_id": ORDER_ID}, extractor_values)
-        )
+        model = build_reply_model(encoder, bank, 96, slot_extractor=shop_slot_extractor(extractor_values))
         vectors = model.bank_vectors()
         keras_reply = tf.function(
             lambda c, model=model, vectors=vectors: model.reply(c, k=5, bank_vectors=vectors)
@@ -114,7 +110,7 @@ def generation_rows(args, encoder, extractor_values, context) -> list:
             encoder,
             reply_bank_entries(),
             96,
-            slot_extractor=SlotExtractor({"order_id": ORDER_ID}, extractor_values),
+            slot_extractor=shop_slot_extractor(extractor_values),
             decoder_layers=2,
         )
     if model.decoder is None:

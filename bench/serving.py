@@ -122,9 +122,7 @@ def main() -> None:
     from ecomrec_tf.export import export_saved_model
     from ecomrec_tf.models import build_intent_model, build_purchase_model
     from ecomrec_tf.models.reply_model import build_reply_model
-    from ecomrec_tf.preprocessing import SlotExtractor
-    from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
-    from ecomrec_tf.training.reply import slot_values_of
+    from ecomrec_tf.training.reply import shop_slot_extractor
 
     keras.utils.set_random_seed(0)
     encoder = load_encoder(args.encoder)
@@ -136,7 +134,7 @@ def main() -> None:
             encoder,
             reply_bank_entries(),
             96,
-            slot_extractor=SlotExtractor({"order_id": ORDER_ID}, slot_values_of(None)),
+            slot_extractor=shop_slot_extractor(),
         ),
     }
     tmp = Path(tempfile.mkdtemp(prefix="bench_serving_"))

@@ -42,6 +42,12 @@ def slot_values_of(items_file: str | Path | None) -> dict[str, list[str]]:
     return shop_slot_values(catalog)
 
 
+def shop_slot_extractor(slot_values: dict[str, list[str]] | None = None) -> SlotExtractor:
+    """Order numbers by `ORDER_ID` and the phrase lists `slot_values` (default: the embedded shop's
+    products, payment methods, promo codes and categories)."""
+    return SlotExtractor({"order_id": ORDER_ID}, slot_values or slot_values_of(None))
+
+
 def reply_targets(dataset: tf.data.Dataset, model: ReplyModel) -> tf.data.Dataset:
     """`({"context", "reply"}, intent)` batches -> `(x, targets)` for `model.fit`: each context's own
     reply is the positive among the batch's replies (`logits`: its row index); with a decoder, also
@@ -170,7 +176,7 @@ def train_reply(
     bank = read_reply_bank(bank_file) if bank_file else reply_bank_entries()
 
     keras.utils.set_random_seed(seed)
-    extractor = SlotExtractor({"order_id": ORDER_ID}, slot_values or slot_values_of(None))
+    extractor = shop_slot_extractor(slot_values)
     model = build_reply_model(
         load_encoder(encoder),
         bank,

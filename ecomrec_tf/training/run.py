@@ -15,14 +15,12 @@ from ecomrec_tf.data.reply_bank import reply_bank_entries
 from ecomrec_tf.encoders import load_encoder, save_encoder
 from ecomrec_tf.models import build_intent_model
 from ecomrec_tf.models.reply_model import build_reply_model
-from ecomrec_tf.preprocessing import SlotExtractor
-from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
 from ecomrec_tf.training.config import RunConfig, save_config
 from ecomrec_tf.training.intent import MODEL_FILE, read_intent_splits, save_model
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.mlm import ENCODER_DIR, masked_lm, mlm_task
 from ecomrec_tf.training.optimizer import make_optimizer
-from ecomrec_tf.training.reply import read_reply_bank, reply_tasks, slot_values_of
+from ecomrec_tf.training.reply import read_reply_bank, reply_tasks, shop_slot_extractor
 from ecomrec_tf.training.task import text_task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
@@ -113,7 +111,7 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                     encoder,
                     read_reply_bank(settings["bank"]) if "bank" in settings else reply_bank_entries(),
                     config.sequence_length,
-                    slot_extractor=SlotExtractor({"order_id": ORDER_ID}, slot_values_of(None)),
+                    slot_extractor=shop_slot_extractor(),
                     train_top_layers=top,
                     decoder_layers=int(settings.get("decoder_layers", 0)),
                 )
