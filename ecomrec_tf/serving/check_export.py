@@ -49,8 +49,9 @@ def unsupported_ops(ops: set[str]) -> list[str]:
     return sorted(ops - set(dir(tf.raw_ops)) - set(shipped["tf_text_ops"]))
 
 
-def _session_run(version_dir: Path, requests: list) -> None:
-    """Runs every request in TF1's session-based loader, the way TF Serving's SavedModelBundle does."""
+def _session_run(version_dir: Path, requests: list) -> set[str]:
+    """Runs every request in TF1's session-based loader, the way TF Serving's SavedModelBundle does;
+    returns the names of the signatures it serves."""
     import tensorflow_text  # noqa: F401  (registers the TF Text ops, as TF Serving links them)
 
     # Grappler's rewrites (TF Serving runs them) change speed, not which kernels must exist; without
@@ -74,6 +75,7 @@ def _session_run(version_dir: Path, requests: list) -> None:
                     message = f"signature {name!r} failed in the session-based loader: {error.message}"
                     raise ExportCheckError(f"{version_dir}: {message}") from None
             raise
+        return {name for name in meta_graph.signature_def if not name.startswith("__")}  # not init ops
 
 
 def _assert_same(served: dict, expected: dict, signature: str, atol: float) -> None:
@@ -107,15 +109,15 @@ def check_export(path: str | Path, model=None, atol: float = 1e-4) -> list[str]:
         raise ExportCheckError(f"{version_dir}: ops not in {target}: {', '.join(missing)}")
     report.append(f"ops: all {len(ops)} op types are in {target}")
     requests = read_warmup_requests(version_dir)
-    loaded = tf.saved_model.load(str(version_dir))
-    if {name for name, _ in requests} != set(loaded.signatures):
-        raise ExportCheckError(f"{version_dir}: warm-up requests do not cover every signature")
     try:
-        _session_run(version_dir, requests)
+        served = _session_run(version_dir, requests)
     except (tf.errors.OpError, KeyError, ValueError) as error:
         raise ExportCheckError(f"{version_dir}: the session-based loader failed: {error}") from None
+    if {name for name, _ in requests} != served:
+        raise ExportCheckError(f"{version_dir}: warm-up requests do not cover every signature")
     report.append(f"session-based load: {len(requests)} signatures ran their warm-up requests")
     if model is not None:
+        loaded = tf.saved_model.load(str(version_dir))
         signatures = model.serving_signatures()
         for name, inputs in requests:
             function, input_signature = signatures[name]
