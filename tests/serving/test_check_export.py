@@ -51,3 +51,14 @@ def test_check_export_command(exported, tmp_path, capsys):
     assert "session-based load" in capsys.readouterr().out
     assert main(["check-export", str(tmp_path)]) == 2
     assert "neither a SavedModel version folder" in capsys.readouterr().err
+
+
+def test_missing_warmup_requests_fail_the_check(exported, tmp_path):
+    from ecomrec_tf.export.saved_model import WARMUP_FILE
+
+    _, path = exported
+    copy = tmp_path / "intent" / "1"
+    shutil.copytree(path, copy)
+    (copy / WARMUP_FILE).write_bytes(b"")  # no request for serving_default
+    with pytest.raises(ExportCheckError, match="warm-up requests do not cover every signature"):
+        check_export(copy)
