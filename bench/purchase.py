@@ -4,8 +4,10 @@ retrieval latency from 100,000 items.
     python bench/purchase.py                  # MiniLM-L6 encoder (what `train purchase` uses)
     python bench/purchase.py --encoder tiny   # a quick run
 
-Scoring is measured two ways: from raw strings (`rank`: the frozen encoder reads the user's history
-and every candidate's text, as the SavedModel does) and from precomputed item and query vectors
+Requests are what a shop sends: distinct users with their histories, ids and event counts from an
+`EventState` fed with events, and distinct candidates from a 960-item catalog. Scoring is measured
+two ways: from raw strings (`rank`: the frozen encoder reads the user's history and every
+candidate's text, as the SavedModel does) and from precomputed item and query vectors
 (`core`: what serving costs when item vectors are cached, e.g. for re-ranking retrieved candidates).
 Retrieval is exact: a matrix product and `tf.math.top_k`, beside a full numpy sort as the baseline.
 Every number is measured in this run on this machine.
@@ -23,10 +25,12 @@ import tensorflow as tf
 from timing import timings
 
 import ecomrec_tf  # noqa: F401
+from ecomrec_tf.data.event_state import EventState
 from ecomrec_tf.data.shop import generate_catalog
 from ecomrec_tf.data.task_datasets import item_text
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_purchase_model, top_k_items
+from ecomrec_tf.models.purchase_model import candidate_name, input_specs
 
 
 def percentile(times: list[float], q: float) -> float:
@@ -45,13 +49,29 @@ def main() -> None:
 
     rng = random.Random(0)
     catalog = generate_catalog(seed=0, items_per_category=40)  # 960 real item texts
-    texts = [item_text(item) for item in catalog]
-    prices = [item["price"] for item in catalog]
-    history = tf.constant([rng.sample(texts, args.history) for _ in range(args.users)])
-    picks = [[rng.randrange(len(texts)) for _ in range(args.candidates)] for _ in range(args.users)]
-    candidates = tf.constant([[texts[i] for i in row] for row in picks])
-    candidate_price = tf.constant([[prices[i] for i in row] for row in picks], tf.float32)
-    query = tf.constant(["running shoes"] * args.users)
+    items = {item["item_id"]: item for item in catalog}
+    texts = {item_id: item_text(item) for item_id, item in items.items()}
+    ids = sorted(items)
+    # Requests as a shop sends them: a live event state's histories, ids and counts (EventState.request).
+    state = EventState(items)
+    for time in range(20 * args.users * args.history):
+        kind = rng.choice(["view", "view", "click", "purchase"])
+        user = f"U{rng.randrange(args.users)}"
+        state.apply({"user_id": user, "item_id": rng.choice(ids), "timestamp": time, "event": kind})
+    queries = [
+        "running shoes",
+        "red kettle",
+        "",
+        "wireless headphones",
+        "usb c cable",
+        "",
+        "yoga mat",
+        "desk lamp",
+    ]
+    requests = [
+        state.request(f"U{u}", rng.sample(ids, args.candidates), time, texts, query=queries[u % len(queries)])
+        for u in range(args.users)
+    ]
     scored = args.users * args.candidates
 
     encoder = load_encoder(args.encoder)
@@ -62,19 +82,22 @@ def main() -> None:
     print(f"{'model':<11}{'scoring from':<22}{'p50 ms':>9}{'p99 ms':>9}{'candidates/s':>14}")
     rates = {}
     for mode in ("attention", "two_tower"):
-        model = build_purchase_model(encoder, sequence_length=64, mode=mode)
-        rank = tf.function(model.rank)
-        raw_times = timings(lambda rank=rank: rank(query, history, candidates, candidate_price), args.seconds)
-        # Cached vectors: the same request as core inputs (what a re-ranker with an item-vector store runs).
-        vectorize = tf.function(model.vectorize)
-        vectors = vectorize(
-            {
-                "history": tf.repeat(history, args.candidates, axis=0),
-                "item": tf.reshape(candidates, [-1]),
-                "query": tf.repeat(query, args.candidates),
-                "price": tf.reshape(candidate_price, [-1]),
-            }
+        model = build_purchase_model(
+            encoder, sequence_length=64, mode=mode, vocabulary_sizes={"user": args.users, "item": len(ids)}
         )
+        model.set_vocabularies({"user": [f"U{u}" for u in range(args.users)], "item": ids})
+        inputs = model.rank_inputs(requests)
+        rank = tf.function(model.rank)
+        raw_times = timings(lambda rank=rank, x=inputs: rank(x), args.seconds)
+        # Cached vectors: the same request as core inputs (what a re-ranker with an item-vector store runs).
+        raw = {
+            name: tf.repeat(inputs[name], args.candidates, axis=0)
+            for name in input_specs(model.parts, "user")
+        }
+        raw |= {
+            name: tf.reshape(inputs[candidate_name(name)], [-1]) for name in input_specs(model.parts, "item")
+        }
+        vectors = tf.function(model.vectorize)(raw)
         core = tf.function(lambda v, model=model: model.core(v, training=False)["purchase_probability"])
         core_times = timings(lambda core=core, vectors=vectors: core(vectors), args.seconds)
         for source, times in (("raw strings (rank)", raw_times), ("cached vectors", core_times)):
@@ -87,21 +110,23 @@ def main() -> None:
         print(f"two-tower / attention, {source}: {ratio:.2f}x")
 
     # Retrieval: unit item vectors from the item tower on real text vectors (+ noise: distinct items).
-    text_vectors = model.encoder(tf.constant(texts))[0].numpy()
+    text_vectors = model.encoder(tf.constant([texts[i] for i in ids]))[0].numpy()
     noise = np.random.default_rng(0)
-    rows = noise.integers(0, len(texts), args.items)
+    rows = noise.integers(0, len(ids), args.items)
     item_text_vectors = text_vectors[rows] + 0.05 * noise.standard_normal((args.items, text_vectors.shape[1]))
-    item_prices = np.asarray(prices, np.float32)[rows] * np.exp(noise.normal(0, 0.2, args.items)).astype(
-        "float32"
-    )
+    prices = np.asarray([items[i]["price"] for i in ids], np.float32)
+    item_prices = prices[rows] * np.exp(noise.normal(0, 0.2, args.items)).astype("float32")
+    item_ids = np.asarray(ids, dtype=object)[rows]
     item_vectors = tf.concat(
         [
-            tf.math.l2_normalize(model._item_vectors(tf.constant(part, tf.float32), tf.constant(p))[0], -1)
-            for part, p in zip(np.array_split(item_text_vectors, 20), np.array_split(item_prices, 20))
+            tf.math.l2_normalize(
+                model._item_vectors(tf.constant(v, tf.float32), tf.constant(p), tf.constant(i))[0], -1
+            )
+            for v, p, i in zip(*(np.array_split(a, 20) for a in (item_text_vectors, item_prices, item_ids)))
         ],
         0,
     )
-    users = model.embed_users(history, query)
+    users = model.embed_users({name: inputs[name] for name in input_specs(model.parts, "user")})
     print(f"\nexact top-100 retrieval from {args.items:,} items ({item_vectors.shape[1]}-d unit vectors)")
     print(f"{'method':<30}{'batch':>6}{'p50 ms':>9}{'p99 ms':>9}{'vs numpy':>10}")
     retrieve = tf.function(lambda u: top_k_items(u, item_vectors, k=100))

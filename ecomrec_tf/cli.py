@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
+from ecomrec_tf.defaults import INTENT, PURCHASE, REPLY
 from ecomrec_tf.training.config import ConfigError
 
 EXAMPLE_QUERIES = [
@@ -88,6 +89,7 @@ def _train(args, run_dir: Path):
         train_top_layers=None if args.lora_rank else args.train_top_layers,
         lora_rank=args.lora_rank,
         layer_decay=args.layer_decay,
+        class_weight=None if args.class_weight == "none" else args.class_weight,
     )
     print(f"model: {run_dir / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
     return model
@@ -139,7 +141,18 @@ def _print_purchase_result(result: dict, as_json: bool) -> None:
         f"{result['split']} split: {result['model']['examples']} examples, "
         f"{result['model']['ranked_sessions']} sessions with a purchase and a non-purchase"
     )
-    _print_table({name: metrics for name, metrics in result.items() if isinstance(metrics, dict)}, columns)
+    scored = {name: row for name, row in result.items() if isinstance(row, dict) and "auc" in row}
+    _print_table(scored, columns)
+    for name, rows in result["cold_start"].items():
+        if "model" not in rows:
+            print(f"\n{name}: {rows['examples']} examples (none with both labels to score)")
+            continue
+        what = name.removeprefix("new_").removesuffix("s")
+        print(f"\n{name}: {rows['model']['examples']} examples whose {what} the train split never shows")
+        _print_table(rows, ["auc", "log_loss"])
+    if "with_catalog_negatives" in result:
+        print("\nwith catalog negatives (easy random items; a training device, not a user's metric):")
+        _print_table(result["with_catalog_negatives"], ["auc", "log_loss"])
     if "gap_closed" in result:
         print(
             f"share of the AUC gap from logistic regression to the oracle closed: {result['gap_closed']:.2f}"
@@ -155,8 +168,12 @@ def cmd_train_purchase(args) -> None:
         args.items,
         args.events,
         run_dir,
+        valid_events=args.valid_events,
+        test_events=args.test_events,
         encoder=args.encoder,
         mode=args.mode,
+        parts=_parts(args.parts),
+        catalog_negatives=args.catalog_negatives,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -172,14 +189,29 @@ def cmd_train_purchase(args) -> None:
     print(f"plots: {run_dir / 'test_roc.png'}, {run_dir / 'test_reliability.png'}")
 
 
+def _parts(value: str) -> tuple[str, ...]:
+    parts = tuple(part.strip() for part in value.split(",") if part.strip() and part.strip() != "text")
+    unknown = set(parts) - {"ids", "counts"}
+    if unknown:
+        raise ConfigError(f"--parts {value!r}: unknown {sorted(unknown)}; use ids, counts or text")
+    return parts
+
+
 def cmd_evaluate_purchase(args) -> None:
-    from ecomrec_tf.training.purchase import evaluate_purchase, read_purchase_data
+    from ecomrec_tf.data.purchase_data import read_purchase_data
+    from ecomrec_tf.evaluation.purchase import evaluate_purchase
 
     model = _load_model(args.model)
     model_path = Path(args.model)
     out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
-    data = read_purchase_data(args.items, args.events)
-    _print_purchase_result(evaluate_purchase(model, data, out_dir, args.split), args.json)
+    data = read_purchase_data(
+        args.items,
+        args.events,
+        history_events=args.history_events or (),
+        catalog_negatives=args.catalog_negatives,
+    )
+    split = "test" if args.history_events else args.split
+    _print_purchase_result(evaluate_purchase(model, data, out_dir, split), args.json)
 
 
 def cmd_update_purchase(args) -> None:
@@ -220,7 +252,7 @@ def _print_reply_result(result: dict, as_json: bool) -> None:
     columns = ["recall@1", "recall@5", "mrr", "bleu", "rouge_l", "fallback_rate"]
     candidates = result["dual_encoder"]["candidates"]
     print(f"{result['dialogues']} dialogues, each reference ranked among {candidates} candidate replies")
-    rows = {"dual_encoder": result["dual_encoder"], "tfidf": result["tfidf"]}
+    rows = {name: result[name] for name in ("dual_encoder", "zero_shot", "tfidf", "bm25") if name in result}
     if "generated" in result:
         rows[f"generated ({result['generated']['decoding']})"] = result["generated"]
     _print_table(rows, columns)
@@ -234,7 +266,7 @@ def _print_reply_result(result: dict, as_json: bool) -> None:
 
 
 def cmd_train_reply(args) -> None:
-    from ecomrec_tf.training.reply import evaluate_reply, slot_values_of, train_reply
+    from ecomrec_tf.training.reply import evaluate_reply, train_reply
 
     run_dir = _run_dir(args, "reply")
     print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
@@ -244,7 +276,7 @@ def cmd_train_reply(args) -> None:
         run_dir,
         encoder=args.encoder,
         bank_file=args.bank,
-        slot_values=slot_values_of(args.items),
+        items_file=args.items,
         epochs=args.epochs,
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
@@ -258,10 +290,14 @@ def cmd_train_reply(args) -> None:
         intent_weight=args.intent_weight,
         intent_filter=args.intent_filter,
         max_turns=args.max_turns,
+        patience=args.patience,
         seed=args.seed,
     )
     test = args.test or args.valid
-    _print_reply_result(evaluate_reply(model, test, args.train, run_dir, max_turns=args.max_turns), args.json)
+    result = evaluate_reply(
+        model, test, args.train, run_dir, max_turns=args.max_turns, zero_shot=args.encoder
+    )
+    _print_reply_result(result, args.json)
     print(f"model: {run_dir / 'model.keras'}")
 
 
@@ -271,12 +307,20 @@ def cmd_evaluate_reply(args) -> None:
     model = _load_model(args.model)
     model_path = Path(args.model)
     out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
-    _print_reply_result(
-        evaluate_reply(
-            model, args.data, args.train, out_dir, max_turns=args.max_turns, decoding=args.decoding
-        ),
-        args.json,
+    zero_shot = None if args.zero_shot == "none" else args.zero_shot
+    if zero_shot == "auto":  # the encoder the run started from
+        config = (model_path if model_path.is_dir() else model_path.parent) / "config.json"
+        zero_shot = json.loads(config.read_text()).get("encoder", "minilm-l6") if config.is_file() else None
+    result = evaluate_reply(
+        model,
+        args.data,
+        args.train,
+        out_dir,
+        max_turns=args.max_turns,
+        decoding=args.decoding,
+        zero_shot=zero_shot,
     )
+    _print_reply_result(result, args.json)
 
 
 def _export(
@@ -448,15 +492,40 @@ def cmd_quickstart(args) -> None:
     print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
 
 
+def _optional_int(value: str) -> int | None:
+    return None if value in ("none", "auto", "all") else int(value)
+
+
 def _add_training_options(
-    parser: argparse.ArgumentParser, epochs: int, patience: int | None = None, top_layers: int | None = None
+    parser: argparse.ArgumentParser,
+    epochs: int = INTENT["epochs"],
+    patience: int | None = INTENT["patience"],
+    top_layers: int | None = None,
+    sequence_length: int | None = None,
 ) -> None:
     parser.add_argument("--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder")
-    parser.add_argument("--epochs", type=int, default=epochs)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--sequence-length", type=int, default=64, help="max tokens per text, longer is cut")
-    parser.add_argument("--patience", type=int, default=patience, help="early stopping on val_loss")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"most epochs; default {epochs}")
+    parser.add_argument("--batch-size", type=int, default=INTENT["batch_size"])
+    parser.add_argument("--learning-rate", type=float, default=INTENT["learning_rate"])
+    parser.add_argument(
+        "--sequence-length",
+        type=_optional_int,
+        default=sequence_length,
+        help="max tokens per text, longer is cut; 'auto' (default): the training texts' 95th percentile",
+    )
+    parser.add_argument(
+        "--patience",
+        type=_optional_int,
+        default=patience,
+        help=f"stop after this many epochs without a better validation macro-F1, keeping the best "
+        f"('none': train every epoch); default {patience}",
+    )
+    parser.add_argument(
+        "--class-weight",
+        choices=["balanced", "none"],
+        default=INTENT["class_weight"],
+        help="'balanced' weighs every class the same in the loss (skewed labels); default balanced",
+    )
     parser.add_argument(
         "--train-top-layers",
         type=lambda value: None if value == "all" else int(value),
@@ -479,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Measured on the default data: training MiniLM's top 3 of 6 layers generalises better to unseen
     # phrasings than full fine-tuning, and accuracy on unseen phrasings still rises in the 4th epoch
     # (validation loss does not show it, so no early stopping by default).
-    _add_training_options(quick, epochs=4, top_layers=3)
+    _add_training_options(quick, epochs=4, patience=None, top_layers=3, sequence_length=64)
     quick.add_argument(
         "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
     )
@@ -524,7 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")
     train_intent.add_argument("--train", required=True)
     train_intent.add_argument("--valid", required=True)
-    _add_training_options(train_intent, epochs=3)
+    _add_training_options(train_intent)
     train_intent.set_defaults(func=cmd_train_intent)
     train_purchase = train.add_parser(
         "purchase", help="train P(purchase) on items + events files (time-based split), with baselines"
@@ -533,18 +602,52 @@ def build_parser() -> argparse.ArgumentParser:
         "--items", required=True, help="items JSONL/CSV {item_id, title, category, ...}"
     )
     train_purchase.add_argument("--events", required=True, help="events JSONL/CSV {user_id, item_id, ...}")
+    train_purchase.add_argument(
+        "--valid-events",
+        default=None,
+        help="a later events file to validate on (early stopping, calibration): every view in it is "
+        "scored with histories and counts from all earlier events; default: the last 10%% of --events",
+    )
+    train_purchase.add_argument(
+        "--test-events",
+        default=None,
+        help="a still later events file to test on, scored the same way; default: the last 10%% of "
+        "--events (or none with --valid-events)",
+    )
     train_purchase.add_argument("--mode", choices=["attention", "two_tower"], default="attention")
-    train_purchase.add_argument("--history-size", type=int, default=10, help="most recent items per user")
+    train_purchase.add_argument(
+        "--parts",
+        default="ids,counts",
+        help="what the model reads besides item texts, query and price: 'ids,counts' (default), "
+        "'ids', 'counts' or 'text' (texts only)",
+    )
+    train_purchase.add_argument(
+        "--history-size", type=int, default=PURCHASE["history_size"], help="most recent items per user"
+    )
+    train_purchase.add_argument(
+        "--catalog-negatives",
+        type=int,
+        default=PURCHASE["catalog_negatives"],
+        help="random never-touched items per purchase added as training negatives (reported apart, "
+        "never in the main metrics); default 0",
+    )
     train_purchase.add_argument(
         "--intent-model", default=None, help="intent model.keras: adds the query intent"
     )
     train_purchase.add_argument("--json", action="store_true", help="print metrics as JSON")
     train_purchase.add_argument("--encoder", default="minilm-l6", help="frozen text encoder (as for intent)")
-    train_purchase.add_argument("--epochs", type=int, default=5)
-    train_purchase.add_argument("--batch-size", type=int, default=256)
-    train_purchase.add_argument("--learning-rate", type=float, default=2e-3)
-    train_purchase.add_argument("--sequence-length", type=int, default=64, help="max tokens per item text")
-    train_purchase.add_argument("--patience", type=int, default=None, help="early stopping on val_loss")
+    train_purchase.add_argument("--epochs", type=int, default=PURCHASE["epochs"])
+    train_purchase.add_argument("--batch-size", type=int, default=PURCHASE["batch_size"])
+    train_purchase.add_argument("--learning-rate", type=float, default=PURCHASE["learning_rate"])
+    train_purchase.add_argument(
+        "--sequence-length", type=int, default=PURCHASE["sequence_length"], help="max tokens per item text"
+    )
+    train_purchase.add_argument(
+        "--patience",
+        type=_optional_int,
+        default=PURCHASE["patience"],
+        help="stop after this many epochs without a better validation AUC, keeping the best",
+    )
     train_purchase.add_argument("--seed", type=int, default=0)
     train_purchase.add_argument(
         "--until",
@@ -577,8 +680,15 @@ def build_parser() -> argparse.ArgumentParser:
     train_reply.add_argument("--train", required=True)
     train_reply.add_argument("--valid", required=True)
     train_reply.add_argument("--test", default=None, help="evaluate on this file (default: --valid)")
-    train_reply.add_argument("--bank", default=None, help="vetted replies {text, intent?}; default: embedded")
-    train_reply.add_argument("--items", default=None, help="items file whose product names fill {product}")
+    train_reply.add_argument(
+        "--bank",
+        default=None,
+        help="vetted replies {text, intent?} to answer from, or 'embedded' (the generated shop's); "
+        "default: the training file's own replies, order numbers (and --items' products) as slots",
+    )
+    train_reply.add_argument(
+        "--items", default=None, help="items file whose product names and categories become slots"
+    )
     train_reply.add_argument("--threshold", type=float, default=0.3, help="below: hand over to a person")
     train_reply.add_argument("--max-turns", type=int, default=3, help="the context: this many last turns")
     train_reply.add_argument(
@@ -599,15 +709,26 @@ def build_parser() -> argparse.ArgumentParser:
     train_reply.add_argument(
         "--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder"
     )
-    train_reply.add_argument("--epochs", type=int, default=3)
-    train_reply.add_argument("--batch-size", type=int, default=32, help="also the in-batch negatives + 1")
-    train_reply.add_argument("--learning-rate", type=float, default=1e-4)
-    train_reply.add_argument("--sequence-length", type=int, default=96, help="max tokens of a context")
+    train_reply.add_argument("--epochs", type=int, default=REPLY["epochs"])
+    train_reply.add_argument(
+        "--batch-size", type=int, default=REPLY["batch_size"], help="also the in-batch negatives + 1"
+    )
+    train_reply.add_argument("--learning-rate", type=float, default=REPLY["learning_rate"])
+    train_reply.add_argument(
+        "--sequence-length", type=int, default=REPLY["sequence_length"], help="max tokens of a context"
+    )
     train_reply.add_argument(
         "--train-top-layers",
-        type=lambda value: None if value == "all" else int(value),
-        default=3,
-        help="fine-tune only the top K encoder layers, or 'all'; default 3",
+        type=_optional_int,
+        default=REPLY["train_top_layers"],
+        help=f"fine-tune only the top K encoder layers, or 'all'; default {REPLY['train_top_layers']}",
+    )
+    train_reply.add_argument(
+        "--patience",
+        type=_optional_int,
+        default=REPLY["patience"],
+        help="stop after this many epochs without a better validation MRR, keeping the best (and "
+        "the untrained encoder when no epoch beats it)",
     )
     train_reply.add_argument("--seed", type=int, default=0)
     train_reply.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
@@ -635,6 +756,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_reply.add_argument("--out-dir", default=None, help="default: the model's folder")
     evaluate_reply.add_argument("--max-turns", type=int, default=3, help="as in training")
     evaluate_reply.add_argument("--decoding", choices=SEARCHES, default=None, help="default: the model's")
+    evaluate_reply.add_argument(
+        "--zero-shot",
+        default="auto",
+        help="also score this encoder untrained (mean-pooled cosine): 'auto' (default) the one the run "
+        "started from, 'none', or an encoder name or folder",
+    )
     evaluate_reply.add_argument("--json", action="store_true")
     evaluate_reply.set_defaults(func=cmd_evaluate_reply)
     evaluate_purchase = evaluate.add_parser(
@@ -642,8 +769,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate_purchase.add_argument("--model", required=True, help="model.keras or its run folder")
     evaluate_purchase.add_argument("--items", required=True)
-    evaluate_purchase.add_argument("--events", required=True)
-    evaluate_purchase.add_argument("--split", choices=["train", "valid", "test"], default="test")
+    evaluate_purchase.add_argument(
+        "--events",
+        required=True,
+        help="events to score: with --history-events every view in it, else the --split of it by time",
+    )
+    evaluate_purchase.add_argument(
+        "--history-events",
+        action="append",
+        default=None,
+        help="earlier events (repeat for several files, e.g. the train and valid logs): histories and "
+        "counts come from them plus --events' own earlier events; the baselines are fitted on them",
+    )
+    evaluate_purchase.add_argument(
+        "--split",
+        choices=["train", "valid", "test"],
+        default="test",
+        help="without --history-events: which time split of --events to score; default test",
+    )
+    evaluate_purchase.add_argument(
+        "--catalog-negatives",
+        type=int,
+        default=0,
+        help="also report, apart, the metrics with this many random catalog negatives per purchase",
+    )
     evaluate_purchase.add_argument("--out-dir", default=None, help="default: the model's folder")
     evaluate_purchase.add_argument("--json", action="store_true", help="print metrics as JSON")
     evaluate_purchase.set_defaults(func=cmd_evaluate_purchase)

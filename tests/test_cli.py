@@ -27,7 +27,10 @@ def test_train_writes_the_run_folder(trained_run):
     assert any((trained_run / "train").glob("events.out.tfevents.*"))
     assert any((trained_run / "validation").glob("events.out.tfevents.*"))
     assert not (trained_run / "backup").exists()  # removed once training finished
-    assert json.loads((trained_run / "config.json").read_text())["encoder"] == "tiny"
+    config = json.loads((trained_run / "config.json").read_text())
+    assert config["encoder"] == "tiny" and config["class_weight"] == "balanced" and config["patience"] == 2
+    assert 8 <= config["sequence_length"] <= 64 and config["sequence_length"] % 8 == 0  # fitted to the texts
+    assert {"val_accuracy", "val_macro_f1"} <= set(json.loads((trained_run / "history.json").read_text()))
     assert (trained_run / "projector" / "projector_config.pbtxt").is_file()  # intent vectors in TensorBoard
     assert any(trained_run.glob("events.out.tfevents.*"))  # the HParams summary
 
@@ -147,10 +150,30 @@ def test_train_evaluate_update_and_export_purchase(small_shop, tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "logistic_regression" in printed and "oracle" in printed and "share of the AUC gap" in printed
 
+    assert "new_items:" in printed and "new_users:" in printed  # cold start, reported apart
+
     assert main(["evaluate", "purchase", "--model", str(tmp_path / "p"), *files, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert {"model", "popularity", "logistic_regression", "oracle", "gap_closed"} <= set(result)
+    assert {"model", "popularity", "logistic_regression", "user_item_bias", "oracle", "gap_closed"} <= set(
+        result
+    )
     assert {"auc", "log_loss", "ece", "ndcg@10", "recall@10", "mrr"} <= set(result["model"])
+
+    # As users score: every view of a later log, with histories and counts from the earlier one.
+    lines = (small_shop / "events.jsonl").read_text().splitlines()
+    times = sorted(json.loads(line)["timestamp"] for line in lines)
+    cut = times[int(0.8 * len(times))]
+    earlier, later = tmp_path / "earlier.jsonl", tmp_path / "later.jsonl"
+    earlier.write_text("".join(f"{x}\n" for x in lines if json.loads(x)["timestamp"] < cut))
+    later.write_text("".join(f"{x}\n" for x in lines if json.loads(x)["timestamp"] >= cut))
+    code = main(["evaluate", "purchase", "--model", str(tmp_path / "p"), "--items", files[1],
+                 "--events", str(later), "--history-events", str(earlier), "--catalog-negatives", "1",
+                 "--json"])  # fmt: skip
+    assert code == 0
+    scored = json.loads(capsys.readouterr().out)
+    views = sum(json.loads(x)["event"] == "view" for x in later.read_text().splitlines())
+    assert scored["model"]["examples"] == views  # every view, no catalog negatives mixed in
+    assert scored["with_catalog_negatives"]["model"]["examples"] > views
 
     since = sorted(json.loads(line)["timestamp"] for line in (small_shop / "events.jsonl").open())[-3000]
     code = main(["update", "purchase", "--model", str(tmp_path / "p"), *files, "--since", str(since),

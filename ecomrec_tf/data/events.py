@@ -9,10 +9,10 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
+from ecomrec_tf.data.event_state import LABEL_WINDOW, EventState
 from ecomrec_tf.data.readers import DataError, read_records
 
 EVENT_TYPES = ("view", "click", "cart", "purchase")
-HISTORY_EVENTS = ("click", "cart", "purchase")  # what counts as a user's history
 
 
 def read_items(path: str | Path) -> dict[str, dict]:
@@ -66,6 +66,13 @@ class EventsReport:
     duplicates: int = 0
     out_of_order: int = 0
 
+    def merge(self, other: EventsReport) -> None:
+        """Adds the counts of another file's report."""
+        self.events += other.events
+        self.unknown_items.update(other.unknown_items)
+        self.duplicates += other.duplicates
+        self.out_of_order += other.out_of_order
+
     def __str__(self) -> str:
         unknown = sum(self.unknown_items.values())
         return (
@@ -114,48 +121,78 @@ def read_events(path: str | Path, items: dict[str, dict] | None = None) -> tuple
     return events, report
 
 
-def purchase_examples(events: list[dict], items: dict[str, dict], history_size: int = 10,
-                      catalog_negatives: int = 1, seed: int = 0) -> list[dict]:  # fmt: skip
-    """Purchase examples from events sorted by `read_events`: one per viewed item, plus catalog negatives.
+def purchase_examples(
+    events: list[dict],
+    items: dict[str, dict],
+    history_size: int = 10,
+    catalog_negatives: int = 0,
+    seed: int = 0,
+    earlier: list[dict] | tuple = (),
+) -> list[dict]:
+    """Purchase examples from events: one per view, labelled by whether the user bought the item.
 
-    A view is positive when the user bought that item later in the same visit (no view of another
-    item in between is required); else it is a viewed-not-bought negative. Each positive also brings
-    `catalog_negatives` random items the user never touched, as negatives at the same moment.
-    `history` holds the user's clicked, carted and bought items strictly before the example's
-    timestamp, most recent first: nothing from the future leaks in.
+    A view is positive when the same user bought the same item within `LABEL_WINDOW` (a day) after
+    it. Everything else an example holds comes from strictly earlier events, through one
+    `EventState` fed in time order: `history` (the user's most recent distinct clicked, carted or
+    bought items, most recent first) and `features` (`event_state.FEATURES`: the user's and the
+    item's counts, recent purchase rates, recency, the user's counts in the item's category). Events
+    sharing a second are applied together after that second's examples (in the order view, click,
+    cart, purchase), so a view never sees the purchase it leads to. `earlier` events (a training
+    log, when `events` is a later log to evaluate) are applied first, in their own time order: they
+    make histories and counts, not examples.
+
+    `catalog_negatives` (a training device, never for evaluation) adds, for each positive, that many
+    random catalog items the user never touched, as negatives at the same moment (`catalog_negative`
+    True).
 
     Returns:
-        Examples `{user_id, timestamp, history, item_id, query, label}` in time order per user.
+        Examples `{user_id, item_id, timestamp, history, query, label, features, catalog_negative}`,
+        in time order.
     """
     rng = random.Random(seed)
     catalog = sorted(items)
-    by_user: dict[str, list[dict]] = defaultdict(list)
+    state = EventState(items, history_size)
+    for event in _in_time_order(earlier):
+        state.apply(event)
+    events = _in_time_order(events)
+    bought_at = defaultdict(list)
+    touched = defaultdict(set)
     for event in events:
-        by_user[event["user_id"]].append(event)
+        touched[event["user_id"]].add(event["item_id"])
+        if event["event"] == "purchase":
+            bought_at[event["user_id"], event["item_id"]].append(event["timestamp"])
     examples = []
-    for user_id, user_events in by_user.items():
-        bought_at = defaultdict(list)
-        for event in user_events:
-            if event["event"] == "purchase":
-                bought_at[event["item_id"]].append(event["timestamp"])
-        touched = {event["item_id"] for event in user_events}
-        history: list[tuple[int, str]] = []  # (time, item), appended in time order
-        for event in user_events:
-            if event["event"] == "view":
-                time = event["timestamp"]
-                past = [item for t, item in reversed(history) if t < time]
-                recent = list(dict.fromkeys(past))[:history_size]
-                label = int(any(time <= t <= time + 86_400 for t in bought_at[event["item_id"]]))
-                base = {"user_id": user_id, "timestamp": time, "history": recent, "query": event["query"]}
-                examples.append({**base, "item_id": event["item_id"], "label": label})
-                if label:
-                    for _ in range(catalog_negatives):
-                        negative = rng.choice(catalog)
-                        if negative not in touched:
-                            examples.append({**base, "item_id": negative, "label": 0})
-            elif event["event"] in HISTORY_EVENTS:
-                history.append((event["timestamp"], event["item_id"]))
+    start = 0
+    while start < len(events):
+        time = events[start]["timestamp"]
+        end = start
+        while end < len(events) and events[end]["timestamp"] == time:
+            end += 1
+        for event in events[start:end]:
+            if event["event"] != "view":
+                continue
+            user_id, item_id = event["user_id"], event["item_id"]
+            label = int(any(time <= t <= time + LABEL_WINDOW for t in bought_at[user_id, item_id]))
+            user = state.user_features(user_id, time)
+            base = {"user_id": user_id, "timestamp": time, "history": state.history(user_id),
+                    "query": event["query"], "catalog_negative": False}  # fmt: skip
+            features = {**user, **state.item_features(user_id, item_id)}
+            examples.append({**base, "item_id": item_id, "label": label, "features": features})
+            if label:
+                for _ in range(catalog_negatives):
+                    negative = rng.choice(catalog)
+                    if negative not in touched[user_id]:
+                        features = {**user, **state.item_features(user_id, negative)}
+                        examples.append({**base, "item_id": negative, "label": 0, "features": features,
+                                         "catalog_negative": True})  # fmt: skip
+        for event in events[start:end]:
+            state.apply(event)
+        start = end
     return examples
+
+
+def _in_time_order(events) -> list[dict]:
+    return sorted(events, key=lambda e: (e["timestamp"], EVENT_TYPES.index(e["event"])))
 
 
 def split_by_time(examples: list[dict], valid_fraction: float = 0.1, test_fraction: float = 0.1,

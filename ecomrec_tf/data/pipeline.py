@@ -67,6 +67,16 @@ def _batches(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def class_weights(label_ids: Sequence[int], num_classes: int) -> np.ndarray:
+    """Per-example weights `n / (classes * count of its class)`: every class weighs the same in the
+    loss, as scikit-learn's `class_weight="balanced"`; the weights average 1."""
+    label_ids = np.asarray(label_ids, dtype=np.int64)
+    counts = np.bincount(label_ids, minlength=num_classes).astype(np.float64)
+    present = counts > 0
+    per_class = np.where(present, len(label_ids) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return per_class[label_ids].astype(np.float32)
+
+
 def text_classification_dataset(
     texts: Sequence[str],
     label_ids: Sequence[int] | None = None,
@@ -76,8 +86,9 @@ def text_classification_dataset(
     bucket: bool = True,
     augment: Augment | None = None,
     input_context: tf.distribute.InputContext | None = None,
+    sample_weights: Sequence[float] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of raw strings (and label ids) from memory, grouped by length.
+    """Batches of raw strings (and label ids, and sample weights) from memory, grouped by length.
 
     The model tokenises inside its graph and pads each batch to its longest text, so grouping texts
     of similar length is what removes padding. Batch order is shuffled with `seed` when `shuffle`.
@@ -94,14 +105,20 @@ def text_classification_dataset(
             `seed`, so the same seed gives the same augmentations. For training data only.
         input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads its
             share of the examples, and `batch_size` is the global batch size.
+        sample_weights: a loss weight per example (e.g. `class_weights`), with `label_ids`.
 
     Returns:
-        A dataset of `text` batches, or `(text, label_id)` batches, whose cardinality is known.
+        A dataset of `text` batches, or `(text, label_id)` batches (`(text, label_id, weight)` with
+        `sample_weights`), whose cardinality is known.
     """
     texts, batch_size = shard_for(np.asarray(list(texts), dtype=object), batch_size, input_context)
+    elements = texts
     if label_ids is not None:
         label_ids, _ = shard_for(np.asarray(label_ids, dtype=np.int32), batch_size, input_context)
-    elements = texts if label_ids is None else (texts, label_ids)
+        elements = (texts, label_ids)
+        if sample_weights is not None:
+            weights, _ = shard_for(np.asarray(sample_weights, dtype=np.float32), batch_size, input_context)
+            elements = (texts, label_ids, weights)
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.data.event_state import FEATURES
 from ecomrec_tf.data.pipeline import CHAR_BUCKETS, Augment, map_with_seeds, shard_for
 
 SPEAKERS = ("[customer]", "[agent]")
@@ -53,6 +54,39 @@ def _finish(
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def purchase_columns(
+    examples: list[dict], items: dict[str, dict], history_size: int = 10
+) -> dict[str, np.ndarray]:
+    """Examples (`events.purchase_examples`) as columns named like `models.PurchaseModel`'s raw inputs.
+
+    `history` and `history_ids` `(examples, width)` hold the item texts and ids, most recent first,
+    "" padded to the longest history (at least one column; an all-"" row is a new user); `item`,
+    `item_id`, `category`, `user_id`, `query` ("" for none) and `price` (NaN when unknown) one value
+    per example; one float32 column per `event_state.FEATURES` name; `label` 1.0 for a purchase.
+    """
+    texts = {item_id: item_text(item) for item_id, item in items.items()}
+    width = max([1] + [min(len(e["history"]), history_size) for e in examples])
+    history_ids = np.full((len(examples), width), "", dtype=object)
+    for row, example in enumerate(examples):
+        ids = example["history"][:history_size]
+        history_ids[row, : len(ids)] = ids
+    prices = [items[e["item_id"]].get("price") for e in examples]
+    columns = {
+        "history_ids": history_ids,
+        "history": np.vectorize(lambda i: texts.get(i, ""), otypes=[object])(history_ids),
+        "item_id": np.asarray([e["item_id"] for e in examples], dtype=object),
+        "item": np.asarray([texts[e["item_id"]] for e in examples], dtype=object),
+        "category": np.asarray([items[e["item_id"]]["category"] for e in examples], dtype=object),
+        "user_id": np.asarray([e["user_id"] for e in examples], dtype=object),
+        "query": np.asarray([e["query"] or "" for e in examples], dtype=object),
+        "price": np.asarray([np.nan if p is None else p for p in prices], dtype=np.float32),
+        "label": np.asarray([e["label"] for e in examples], dtype=np.float32),
+    }
+    for name in FEATURES:
+        columns[name] = np.asarray([e["features"][name] for e in examples], dtype=np.float32)
+    return columns
+
+
 def purchase_dataset(
     examples: list[dict],
     items: dict[str, dict],
@@ -62,31 +96,28 @@ def purchase_dataset(
     augment: Augment | None = None,
     input_context: tf.distribute.InputContext | None = None,
     bucket: bool = True,
+    inputs=None,
+    history_size: int = 10,
 ) -> tf.data.Dataset:
-    """Batches of `({"history", "item", "query", "price"}, label)` from `events.purchase_examples`.
+    """Batches of `(raw inputs, label)` for `models.PurchaseModel` from `events.purchase_examples`.
 
-    `history` is a `(batch, items)` string tensor of item texts, most recent first, padded with ""
-    to the batch's longest history (at least one column; an all-"" row is a new user), `item` the
-    candidate's text, `query` the search query or "", `price` the candidate's price (NaN when
-    unknown), `label` 1.0 for a purchase: `models.PurchaseModel`'s raw inputs. `augment` (training
+    The inputs are `purchase_columns` (only those named in `inputs`, e.g. `model.input`, when given),
+    with `history` and `history_ids` padded to each batch's longest history. `augment` (training
     only) rewrites queries; `input_context` gives this input pipeline its share, as in
-    `pipeline.text_classification_dataset`;
-    `bucket` groups examples of similar item-text length.
+    `pipeline.text_classification_dataset`; `bucket` groups examples of similar item-text length.
     """
     examples, batch_size = shard_for(examples, batch_size, input_context)
-    texts = {item_id: item_text(item) for item_id, item in items.items()}
-    histories = [[texts[item_id] for item_id in e["history"]] for e in examples]
-    prices = [items[e["item_id"]].get("price") for e in examples]
-    features = {
-        "history": tf.ragged.constant(histories, dtype=tf.string, ragged_rank=1),
-        "item": np.asarray([texts[e["item_id"]] for e in examples], dtype=object),
-        "query": np.asarray([e["query"] or "" for e in examples], dtype=object),
-        "price": np.asarray([np.nan if p is None else p for p in prices], dtype=np.float32),
-    }
-    labels = np.asarray([e["label"] for e in examples], dtype=np.float32)
+    columns = purchase_columns(examples, items, history_size)
+    labels = columns.pop("label")
+    names = set(inputs or columns) | {"item", "query"}
+    features = {name: value for name, value in columns.items() if name in names}
+    for name in ("history", "history_ids"):
+        if name in features:
+            features[name] = tf.RaggedTensor.from_tensor(tf.constant(features[name]), padding="")
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     dataset = _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query", "item", bucket)
-    return dataset.map(lambda x, y: ({**x, "history": pad_histories(x["history"])}, y))
+    ragged = [name for name in ("history", "history_ids") if name in features]
+    return dataset.map(lambda x, y: ({**x, **{name: pad_histories(x[name]) for name in ragged}}, y))
 
 
 def pad_histories(history: tf.RaggedTensor) -> tf.Tensor:

@@ -67,6 +67,58 @@ def logistic_regression_scores(
     return model.predict_proba(_features(examples, items, train, cross))[:, 1]
 
 
+def counts_logistic_regression_scores(train: Sequence[dict], examples: Sequence[dict],
+                                      items: dict[str, dict]) -> np.ndarray:  # fmt: skip
+    """P(purchase) of a logistic regression on the purchase model's own count features
+    (`heads.count_features.transform` of `event_state.FEATURES`, standardised), fitted on `train`:
+    what a plain logistic regression reaches with the same counts, recency and category affinities."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    model.fit(_count_features(train, items), [e["label"] for e in train])
+    return model.predict_proba(_count_features(examples, items))[:, 1]
+
+
+def _count_features(examples: Sequence[dict], items: dict[str, dict]) -> np.ndarray:
+    from ecomrec_tf.data.event_state import FEATURES
+    from ecomrec_tf.heads.count_features import transform
+
+    raw = {name: np.array([e["features"][name] for e in examples], np.float32) for name in FEATURES}
+    prices = [items[e["item_id"]].get("price") for e in examples]
+    raw["price"] = np.array([np.nan if p is None else p for p in prices], np.float32)
+    return np.concatenate([np.asarray(v) for v in transform(raw).values()], axis=-1)
+
+
+BIAS_C = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
+
+
+def id_bias_scores(train: Sequence[dict], examples: Sequence[dict],
+                   valid: Sequence[dict] | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
+    """P(purchase) of a logistic regression on one-hot user and item ids (a user bias plus an item
+    bias), fitted on `train`; its inverse L2 strength C from `BIAS_C` chosen by AUC on `valid`
+    (1 without it). Ids absent from `train` get no bias. Returns `(scores, C)`."""
+    from scipy import sparse
+    from sklearn.metrics import roc_auc_score
+
+    users = {u: i for i, u in enumerate(sorted({e["user_id"] for e in train}))}
+    items = {t: len(users) + i for i, t in enumerate(sorted({e["item_id"] for e in train}))}
+
+    def one_hot(rows: Sequence[dict]):
+        cols = [[users.get(e["user_id"]), items.get(e["item_id"])] for e in rows]
+        data = [(r, c) for r, pair in enumerate(cols) for c in pair if c is not None]
+        r, c = zip(*data) if data else ((), ())
+        return sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(len(rows), len(users) + len(items)))
+
+    x, y = one_hot(train), [e["label"] for e in train]
+
+    def fit(c: float):
+        return LogisticRegression(C=c, max_iter=2000).fit(x, y)
+
+    best = 1.0
+    if valid and len({e["label"] for e in valid}) == 2:
+        valid_x, valid_y = one_hot(valid), [e["label"] for e in valid]
+        best = max(BIAS_C, key=lambda c: roc_auc_score(valid_y, fit(c).predict_proba(valid_x)[:, 1]))
+    return fit(best).predict_proba(one_hot(examples))[:, 1], best
+
+
 def oracle_scores(
     examples: Sequence[dict], items: dict[str, dict], shop_dir: str | Path
 ) -> np.ndarray | None:

@@ -13,6 +13,9 @@ from sklearn import metrics
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels: Sequence[str]) -> dict:
     """Accuracy, macro-F1 and a per-class report (precision, recall, F1, support).
 
+    Macro-F1 averages over the classes that occur as a label or a prediction (scikit-learn's
+    default): a class absent from the evaluation data and never predicted has no F1 to count.
+
     Returns:
         `{"accuracy", "macro_f1", "per_class": {label: {...}}, "confusion_matrix": [[...]]}`; row `i`
         of the confusion matrix counts true class `i`.
@@ -23,7 +26,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], labels:
     )
     return {
         "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "macro_f1": float(metrics.f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
+        "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", zero_division=0)),
         "per_class": {label: report[label] for label in labels},
         "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=ids).tolist(),
     }

@@ -11,31 +11,43 @@ from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 
-def candidate_sets(correct: Sequence[int], pool_size: int, size: int = 100, seed: int = 0) -> np.ndarray:
+def candidate_sets(
+    correct: Sequence[int],
+    pool_size: int,
+    size: int = 100,
+    seed: int = 0,
+    also_right: Sequence[set[int]] | None = None,
+) -> np.ndarray:
     """For each example, `size` candidate indices into a pool of replies: its correct one first, then
-    `size - 1` distinct others drawn at random (fewer when the pool is smaller).
+    `size - 1` distinct others drawn at random, never one in `also_right[i]` (other replies the same
+    context has: they would be right too). Every row has the same width: the smallest pool any row
+    can draw from, when that is under `size`.
 
     Returns:
-        int array `(examples, min(size, pool_size))`; column 0 holds the correct index.
+        int array `(examples, width)`; column 0 holds the correct index.
     """
     rng = np.random.default_rng(seed)
-    size = min(size, pool_size)
+    also_right = also_right or [set()] * len(correct)
+    size = min([size] + [pool_size - len(right - {index}) for index, right in zip(correct, also_right)])
     rows = []
-    for index in correct:
-        others = rng.choice(pool_size - 1, size - 1, replace=False)
-        others = others + (others >= index)  # skip the correct one
-        rows.append(np.concatenate([[index], others]))
-    return np.asarray(rows, dtype=np.int64)
+    for index, right in zip(correct, also_right):
+        allowed = np.setdiff1d(
+            np.arange(pool_size), np.fromiter(right | {index}, np.int64, len(right | {index}))
+        )
+        rows.append(np.concatenate([[index], rng.choice(allowed, size - 1, replace=False)]))
+    return np.asarray(rows, dtype=np.int64).reshape(len(rows), size)
 
 
 def retrieval_metrics(scores: np.ndarray, ks: Sequence[int] = (1, 5)) -> dict[str, float]:
     """Recall@k and MRR when column 0 of `scores` `(examples, candidates)` is the correct reply.
 
-    Ties count against the model (the correct reply ranks below every candidate scoring the same), so a
-    constant scorer gets Recall@1 0, not 1.
+    Ties count at their expected rank (the correct reply in the middle of the candidates scoring
+    the same), so a constant scorer gets the rank of a random guess and Recall@1 0, not 1.
     """
     scores = np.asarray(scores, dtype=float)
-    rank = 1 + (scores[:, 1:] >= scores[:, :1]).sum(axis=1)  # 1 = best
+    above = (scores[:, 1:] > scores[:, :1]).sum(axis=1)
+    tied = (scores[:, 1:] == scores[:, :1]).sum(axis=1)
+    rank = 1 + above + tied / 2  # 1 = best
     result = {f"recall@{k}": float(np.mean(rank <= k)) for k in ks}
     result["mrr"] = float(np.mean(1.0 / rank))
     result["candidates"] = int(scores.shape[1])
@@ -64,6 +76,81 @@ def text_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[s
     )
     return {"bleu": bleu(hypotheses, references), "rouge_l": rouge_l(hypotheses, references),
             "exact_match": float(exact)}  # fmt: skip
+
+
+class RetrievalSet:
+    """Dialogues whose reference reply is ranked among candidates: the shared protocol of evaluation
+    and of validation during training.
+
+    Each reference competes with `candidates - 1` others drawn (seeded) from the distinct
+    references of `dialogues`, topped up with training replies drawn at random when there are
+    fewer, and never a reply the same context also has (it would be right too).
+
+    Args:
+        dialogues: `{context, reply}` records to rank for.
+        train_dialogues: the training records (replies for the top-up).
+        max_turns: context turns kept, as in training.
+    """
+
+    def __init__(self, dialogues: list[dict], train_dialogues: list[dict], max_turns: int = 3,
+                 candidates: int = 100, seed: int = 0):  # fmt: skip
+        from ecomrec_tf.data.task_datasets import dialogue_context
+
+        self.contexts = [dialogue_context(d["context"], max_turns) for d in dialogues]
+        self.references = [d["reply"] for d in dialogues]
+        pool = sorted(set(self.references))
+        extra = sorted({d["reply"] for d in train_dialogues} - set(pool))
+        rng = np.random.default_rng(seed)
+        pool += [extra[i] for i in rng.permutation(len(extra))[: max(candidates - len(pool), 0)]]
+        if len(pool) < 2:
+            raise ValueError("ranking needs at least two distinct replies")
+        self.pool = pool
+        index = {reply: i for i, reply in enumerate(pool)}
+        by_context: dict[str, set[int]] = {}
+        for context, reply in zip(self.contexts, self.references):
+            by_context.setdefault(context, set()).add(index[reply])
+        correct = [index[r] for r in self.references]
+        also_right = [by_context[c] - {i} for c, i in zip(self.contexts, correct)]
+        self.sets = candidate_sets(correct, len(pool), candidates, seed, also_right)
+
+    def scores(self, context_vectors: np.ndarray, pool_vectors: np.ndarray) -> np.ndarray:
+        """Candidate scores `(dialogues, candidates)` (column 0 the reference) from unit vectors."""
+        return np.take_along_axis(np.asarray(context_vectors) @ np.asarray(pool_vectors).T, self.sets, axis=1)
+
+    def pool_scores(self, all_scores: np.ndarray) -> np.ndarray:
+        """Candidate scores from a `(dialogues, pool)` score matrix (e.g. a baseline's)."""
+        return np.take_along_axis(np.asarray(all_scores), self.sets, axis=1)
+
+    def metrics(self, embed_contexts, embed_replies) -> dict[str, float]:
+        """`retrieval_metrics` of an encoder pair (strings -> unit vectors, e.g. tf.functions)."""
+        from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
+
+        contexts = encode_in_batches(embed_contexts, self.contexts)
+        return retrieval_metrics(self.scores(contexts, encode_in_batches(embed_replies, self.pool)))
+
+
+class Bm25Retriever:
+    """The second baseline: Okapi BM25 (`k1`, `b`) of the context's words against each reply,
+    with document frequencies and the mean length from `documents` (the training replies)."""
+
+    def __init__(self, documents: Sequence[str], k1: float = 1.5, b: float = 0.75):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.vectorizer = CountVectorizer(token_pattern=r"(?u)\b\w+\b").fit(list(documents))
+        counts = self.vectorizer.transform(list(documents))
+        n, frequency = counts.shape[0], np.asarray((counts > 0).sum(axis=0)).ravel()
+        self.idf = np.log(1 + (n - frequency + 0.5) / (frequency + 0.5))
+        self.mean_length = max(float(counts.sum()) / max(n, 1), 1e-9)
+        self.k1, self.b = k1, b
+
+    def scores(self, contexts: Sequence[str], replies: Sequence[str]) -> np.ndarray:
+        """BM25 scores `(contexts, replies)`; words outside the training vocabulary count for nothing."""
+        counts = self.vectorizer.transform(list(replies)).toarray().astype(float)  # (R, V)
+        length = counts.sum(axis=1, keepdims=True)
+        saturation = self.k1 * (1 - self.b + self.b * length / self.mean_length)
+        weight = counts * (self.k1 + 1) / (counts + saturation)
+        query = (self.vectorizer.transform(list(contexts)) > 0).astype(float)  # (C, V)
+        return np.asarray(query @ (weight * self.idf).T)
 
 
 class TfidfRetriever:

@@ -1,4 +1,4 @@
-"""Purchase model: user history + candidate item (+ query, price) -> P(purchase), and candidate ranking."""
+"""Purchase model: user history + candidate item (+ query, price, ids, counts) -> P(purchase), and ranking."""
 
 from __future__ import annotations
 
@@ -6,28 +6,50 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES, USER_FEATURES
 from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
+from ecomrec_tf.heads.count_features import CountFeatures
+from ecomrec_tf.heads.id_embedding import IdEmbedding
 from ecomrec_tf.heads.target_attention import TargetAttention
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import TextPreprocessor
 from ecomrec_tf.serialization import deserialize_objects, serialize_objects
 
 MODES = ("attention", "two_tower")
+PARTS = ("ids", "counts")  # what the model reads besides item texts, query and price
+ID_KINDS = ("user", "item", "category")
 
 
-def raw_inputs() -> dict[str, keras.KerasTensor]:
-    """Symbolic raw inputs: `history` (batch, items) item texts ("" pads), `item`, `query` ("" for none),
-    `price` (NaN when unknown)."""
+def input_specs(parts=PARTS, side: str = "all") -> dict[str, tf.TensorSpec]:
+    """Raw inputs by name for the model's `parts`: `side` "user" (history, query, ...), "item" (the
+    candidate) or "all". Shapes are per example: `(batch,)`, histories `(batch, items)`."""
+    user = {"history": ((None, None), tf.string), "query": ((None,), tf.string)}
+    item = {"item": ((None,), tf.string), "price": ((None,), tf.float32)}
+    if "ids" in parts:
+        user |= {"user_id": ((None,), tf.string), "history_ids": ((None, None), tf.string)}
+        item |= {"item_id": ((None,), tf.string), "category": ((None,), tf.string)}
+    if "counts" in parts:
+        user |= {name: ((None,), tf.float32) for name in USER_FEATURES}
+        item |= {name: ((None,), tf.float32) for name in (*ITEM_FEATURES, *PAIR_FEATURES)}
+    chosen = {"user": user, "item": item, "all": user | item}[side]
+    return {name: tf.TensorSpec(shape, dtype, name=name) for name, (shape, dtype) in chosen.items()}
+
+
+def raw_inputs(parts=PARTS) -> dict[str, keras.KerasTensor]:
+    """Symbolic raw inputs (`input_specs`): `history` `(batch, items)` item texts ("" pads), `item`,
+    `query` ("" for none), `price` (NaN when unknown); with ids `user_id`, `item_id`, `history_ids`
+    (aligned with `history`), `category`; with counts the `data.event_state.FEATURES`."""
     return {
-        "history": keras.Input((None,), dtype="string", name="history"),
-        "item": keras.Input((), dtype="string", name="item"),
-        "query": keras.Input((), dtype="string", name="query"),
-        "price": keras.Input((), dtype="float32", name="price"),
+        name: keras.Input(spec.shape[1:], dtype=spec.dtype.name, name=name)
+        for name, spec in input_specs(parts).items()
     }
 
 
-def vector_inputs(hidden_dim: int, intent_dim: int | None = None) -> dict[str, keras.KerasTensor]:
-    """Symbolic inputs of `PurchaseModel.core`: what `PurchaseModel.vectorize` makes of the raw inputs."""
+def vector_inputs(
+    hidden_dim: int, intent_dim: int | None = None, parts=PARTS
+) -> dict[str, keras.KerasTensor]:
+    """Symbolic inputs of `PurchaseModel.core`: what `PurchaseModel.vectorize` makes of the raw inputs
+    (texts become the frozen encoder's vectors; ids and counts pass through)."""
     inputs = {
         "history": keras.Input((None, hidden_dim), name="history"),
         "history_mask": keras.Input((None,), dtype="bool", name="history_mask"),
@@ -36,6 +58,8 @@ def vector_inputs(hidden_dim: int, intent_dim: int | None = None) -> dict[str, k
         "has_query": keras.Input((), dtype="bool", name="has_query"),
         "price": keras.Input((), name="price"),
     }
+    raw = raw_inputs(parts)
+    inputs |= {name: raw[name] for name in raw if name not in ("history", "item", "query", "price")}
     if intent_dim:
         inputs["query_intent"] = keras.Input((intent_dim,), name="query_intent")
     return inputs
@@ -87,28 +111,38 @@ class Calibration(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
 class PurchaseModel(TextModel):
-    """Scores how likely a user buys a candidate item, from item texts the BERT encoder reads.
+    """Scores how likely a user buys a candidate item, from item texts, ids and event counts.
 
-    Every item (history and candidate) is encoded from its text (`data.item_text`: title, category,
-    description) by a frozen `SentenceEncoder`, so item vectors can be computed ahead of time, and
-    a shared item tower adds the price. Then, in `mode`:
+    Every item (history and candidate) is read from its text (`data.item_text`: title, category,
+    description) by a frozen `SentenceEncoder`, so item vectors can be computed ahead of time and
+    items never seen in training still score. A shared item tower adds the price and, with `"ids"`
+    in `parts`, a learned item id embedding. With `"ids"`, user and category embeddings join too
+    (`IdEmbedding`: new ids at serving map to a learned out-of-vocabulary vector); with `"counts"`,
+    the `data.event_state.FEATURES` (the user's and the item's views and purchases, recent purchase
+    rates, idle time, the user's counts in the candidate's category, price against the user's usual),
+    log-transformed and standardised in the graph (`CountFeatures`). Then, in `mode`:
 
     - `"attention"`: the history is pooled by DIN-style attention to the candidate
-      (`TargetAttention`), and `P(purchase) = sigmoid(MLP([history; item; query; products; price]))`.
-    - `"two_tower"`: a user tower (history mean + query) and the item tower give unit vectors whose
-      cosine, scaled, is the logit; items can be retrieved from a large catalog by dot product.
+      (`TargetAttention`), and the logit is a deep part, an MLP of `[history; item; query; products;
+      price; encoder cosines; user, item, category embeddings; counts]`, plus a wide part: a linear
+      term of the counts, user and item biases and the factorisation term `<user, item>` of the id
+      embeddings.
+    - `"two_tower"`: a user tower (history mean + query + user id + user counts) and an item tower
+      (text + price + item id + category + item counts) give unit vectors whose cosine, scaled, is
+      the logit; items can be retrieved from a large catalog by dot product.
 
     Both modes output `user_vector` and `item_vector` (the towers) and a calibrated probability
     (Platt scaling fitted on validation data by `calibrate`). With `intent_model` (a trained
-    `IntentModel`, frozen), the query's intent vector joins the query's representation: the intent
-    -> personalised scoring -> ranking chain runs inside one model, and `rank` also returns the
-    query's intent.
+    `IntentModel`, frozen), the query's intent vector joins the query's representation, and `rank`
+    also returns the query's intent.
 
     Inputs (`raw_inputs`): `history` `(batch, items)` item texts, most recent first, "" as padding
     (an empty row is a new user); `item` `(batch,)`; `query` `(batch,)` ("" when none); `price`
-    `(batch,)` float, NaN when unknown (then 0 and a missing-price flag). Outputs:
-    `purchase_probability` `(batch,)`, `logit` `(batch,)` (trained on, from logits),
-    `user_vector`, `item_vector` `(batch, tower_dim)`.
+    `(batch,)` float, NaN when unknown (then 0 and a missing-price flag); with ids `user_id`,
+    `item_id`, `history_ids` and `category`; with counts one float input per `FEATURES` name, which a
+    caller computes from its event log as `data.event_state.EventState` does. Outputs:
+    `purchase_probability` `(batch,)`, `logit` `(batch,)` (trained on, from logits), `user_vector`,
+    `item_vector` `(batch, tower_dim)`.
 
     Args:
         backbone: keras-hub `BertBackbone` (kept frozen).
@@ -118,11 +152,16 @@ class PurchaseModel(TextModel):
         hidden: units of the scoring MLP's layers (attention mode).
         dropout: dropout in the towers and MLP while training.
         intent_model: optional trained `IntentModel` whose intent vector describes the query.
+        parts: what besides texts the model reads: a subset of `("ids", "counts")`.
+        vocabulary_sizes: `{"user", "item", "category"}` vocabulary sizes of the id embeddings
+            (their vocabularies are set from training data by `set_vocabularies`).
+        id_dim: size of the id embeddings.
+        id_l2: L2 penalty on the id embeddings a batch looks up.
 
     Example:
         >>> from ecomrec_tf.encoders import load_encoder
         >>> encoder = load_encoder("tiny")
-        >>> model = PurchaseModel(encoder.backbone, TextPreprocessor(encoder.tokenizer, 32))
+        >>> model = PurchaseModel(encoder.backbone, TextPreprocessor(encoder.tokenizer, 32), parts=())
         >>> x = {"history": [["Acme Pro 2 kettle | kitchen", ""]], "item": ["Acme Lite 9 toaster | kitchen"],
         ...      "query": [""], "price": [39.0]}
         >>> model.predict(x, verbose=0)["purchase_probability"].shape
@@ -140,10 +179,19 @@ class PurchaseModel(TextModel):
         hidden: tuple[int, ...] | list[int] = (128, 64),
         dropout: float = 0.1,
         intent_model=None,
+        parts: tuple[str, ...] | list[str] = PARTS,
+        vocabulary_sizes: dict[str, int] | None = None,
+        id_dim: int = 32,
+        id_l2: float = 1.0,
         **kwargs,
     ):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        unknown = set(parts) - set(PARTS)
+        if unknown:
+            raise ValueError(f"parts must be a subset of {PARTS}, got {sorted(unknown)}")
+        parts = tuple(part for part in PARTS if part in parts)
+        sizes = {kind: 1 for kind in ID_KINDS} | dict(vocabulary_sizes or {})
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -154,10 +202,18 @@ class PurchaseModel(TextModel):
         self.item_tower = _feed_forward([2 * tower_dim], tower_dim, dropout, "item_tower")
         self.query_projection = keras.layers.Dense(tower_dim, name="query_projection")
         self.user_tower = _feed_forward([2 * tower_dim], tower_dim, dropout, "user_tower")
+        self.ids = {}
+        if "ids" in parts:
+            self.ids = {
+                kind: IdEmbedding(sizes[kind], id_dim, id_l2, name=f"{kind}_ids") for kind in ID_KINDS
+            }
+        self.counts = CountFeatures(name="count_features") if "counts" in parts else None
         if mode == "attention":
             self.attention = TargetAttention(hidden=tower_dim, name="target_attention")
             self.scorer = _feed_forward(hidden, 1, dropout, "scorer")
+            self.wide = keras.layers.Dense(1, use_bias=False, name="wide") if self.counts else None
         else:  # cosine -> logit, starting at a usable temperature
+            self.item_side = _feed_forward([2 * tower_dim], tower_dim, dropout, "item_side")
             self.scorer = [
                 keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(5.0), name="scorer")
             ]
@@ -165,9 +221,9 @@ class PurchaseModel(TextModel):
 
         # === Functional Model ===
         intent_dim = intent_model.vector_dim if intent_model is not None else None
-        vectors = vector_inputs(backbone.hidden_dim, intent_dim)
-        self.core = keras.Model(vectors, self._score(vectors, mode), name="purchase_core")
-        raw = raw_inputs()
+        vectors = vector_inputs(backbone.hidden_dim, intent_dim, parts)
+        self.core = keras.Model(vectors, self._score(vectors, mode, parts), name="purchase_core")
+        raw = raw_inputs(parts)
         super().__init__(inputs=raw, outputs=self.core(self.vectorize(raw)), **kwargs)
 
         # === Config ===
@@ -175,22 +231,22 @@ class PurchaseModel(TextModel):
         self.tower_dim = tower_dim
         self.hidden = list(hidden)
         self.dropout = dropout
+        self.parts = parts
+        self.vocabulary_sizes = sizes
+        self.id_dim = id_dim
+        self.id_l2 = id_l2
 
     # --- raw strings -> vectors (the frozen encoder) ---------------------------------------------
 
     def vectorize(self, raw: dict) -> dict:
-        """Raw inputs -> `core`'s inputs: text vectors, masks, the query's intent vector."""
+        """Raw inputs -> `core`'s inputs: text vectors, masks, the query's intent vector; ids and
+        counts unchanged."""
         history, history_mask = self.encoder(raw["history"])
         item, _ = self.encoder(raw["item"])
         query, has_query = self.encoder(raw["query"])
-        vectors = {
-            "history": history,
-            "history_mask": history_mask,
-            "item": item,
-            "query": query,
-            "has_query": has_query,
-            "price": raw["price"],
-        }
+        vectors = {name: value for name, value in raw.items() if name not in ("history", "item", "query")}
+        vectors |= {"history": history, "history_mask": history_mask, "item": item, "query": query,
+                    "has_query": has_query}  # fmt: skip
         if self.intent_model is not None:
             vectors["query_intent"] = self.intent_vectors(raw["query"])
         return vectors
@@ -199,20 +255,29 @@ class PurchaseModel(TextModel):
         model = self.intent_model
         return model.core(model.preprocessor(query), training=False)["intent_vector"]
 
+    def set_vocabularies(self, ids: dict[str, list[str]]) -> None:
+        """Sets the id embeddings' vocabularies, `{"user", "item", "category"}` -> ids (see `IdEmbedding`)."""
+        for kind, layer in self.ids.items():
+            layer.set_vocabulary(ids.get(kind, []))
+
     # --- vectors -> outputs (what trains) --------------------------------------------------------
 
-    def _item_vectors(self, text_vectors, price, training=None):
-        """Item tower on text vectors `(..., H)` and prices `(...)` -> `(..., tower_dim)`."""
+    def _item_vectors(self, text_vectors, price, item_ids=None, training=None):
+        """Item tower on text vectors `(..., H)`, prices `(...)` and ids -> `(..., tower_dim)`."""
         known = ops.logical_and(ops.isfinite(price), ops.greater_equal(price, 0.0))
         log_price = ops.where(known, ops.log1p(ops.maximum(ops.where(known, price, 0.0), 0.0)), 0.0)
         price_features = ops.stack([log_price, ops.cast(known, "float32")], axis=-1)
-        tower_input = ops.concatenate([text_vectors, price_features], axis=-1)
-        return _apply(self.item_tower, tower_input, training), price_features
+        parts = [text_vectors, price_features]
+        if self.ids:
+            parts.append(self.ids["item"](item_ids, training=training)[0])
+        return _apply(self.item_tower, ops.concatenate(parts, axis=-1), training), price_features
 
-    def _user(self, vectors, training=None):
+    def _user(self, vectors, counts=None, training=None):
         """History item vectors, the query's vector and the user vector (no candidate needed)."""
         history_price = ops.cast(vectors["history_mask"], "float32") * 0.0 - 1.0  # unknown for history items
-        history, _ = self._item_vectors(vectors["history"], history_price, training)  # (B, N, D)
+        history, _ = self._item_vectors(
+            vectors["history"], history_price, vectors.get("history_ids"), training
+        )  # (B, N, D)
         mask = ops.cast(vectors["history_mask"], "float32")
         count = ops.sum(mask, axis=1, keepdims=True)  # (B, 1)
         mean = ops.sum(history * ops.expand_dims(mask, -1), axis=1) / ops.maximum(count, 1.0)
@@ -222,17 +287,36 @@ class PurchaseModel(TextModel):
         has_query = ops.expand_dims(ops.cast(vectors["has_query"], "float32"), -1)
         query = self.query_projection(query) * has_query  # (B, D); zeros without a query
         log_count = ops.log1p(count)
-        user = _apply(self.user_tower, ops.concatenate([mean, query, log_count], axis=-1), training)
-        return history, query, ops.normalize(user, axis=-1), {"has_query": has_query, "log_count": log_count}
+        parts = [mean, query, log_count]
+        extra = {"has_query": has_query, "log_count": log_count}
+        if self.ids:
+            extra["user_id"], extra["user_bias"] = self.ids["user"](vectors["user_id"], training=training)
+            parts.append(extra["user_id"])
+        if counts is not None:
+            parts.append(counts["user"])
+        user = _apply(self.user_tower, ops.concatenate(parts, axis=-1), training)
+        return history, query, ops.normalize(user, axis=-1), extra
 
-    def _score(self, vectors, mode, training=None):
-        history, query, user, extra = self._user(vectors, training)
-        item, price_features = self._item_vectors(vectors["item"], vectors["price"], training)
-        item_unit = ops.normalize(item, axis=-1)
-        cosine = ops.sum(user * item_unit, axis=-1, keepdims=True)  # (B, 1)
+    def _score(self, vectors, mode, parts, training=None):
+        counts = None
+        if "counts" in parts:
+            counts = self.counts({name: vectors[name] for name in (*FEATURES, "price")})
+        history, query, user, extra = self._user(vectors, counts, training)
+        item, price_features = self._item_vectors(
+            vectors["item"], vectors["price"], vectors.get("item_id"), training
+        )
         if mode == "two_tower":
-            logit = _apply(self.scorer, cosine, training)
+            side = [item]
+            if self.ids:
+                side.append(self.ids["category"](vectors["category"], training=training)[0])
+            if counts is not None:
+                side.append(counts["item"])
+            item_unit = ops.normalize(
+                _apply(self.item_side, ops.concatenate(side, axis=-1), training), axis=-1
+            )
+            logit = _apply(self.scorer, ops.sum(user * item_unit, axis=-1, keepdims=True), training)
         else:
+            item_unit = ops.normalize(item, axis=-1)
             pooled, _ = self.attention(history, item, vectors["history_mask"])  # (B, D)
             features = [
                 pooled,
@@ -246,7 +330,19 @@ class PurchaseModel(TextModel):
                 extra["log_count"],
                 _text_similarities(vectors),
             ]
-            logit = _apply(self.scorer, ops.concatenate(features, axis=-1), training)
+            wide = 0.0
+            if self.ids:
+                item_id, item_bias = self.ids["item"](vectors["item_id"], training=training)
+                category, category_bias = self.ids["category"](vectors["category"], training=training)
+                features += [extra["user_id"], category]
+                fm = ops.sum(extra["user_id"] * item_id, axis=-1)  # factorisation term
+                wide = fm + extra["user_bias"] + item_bias + category_bias
+            if counts is not None:
+                numbers = ops.concatenate([counts["user"], counts["item"], counts["pair"]], axis=-1)
+                features.append(numbers)
+                wide = wide + ops.squeeze(self.wide(numbers), -1)
+            deep = _apply(self.scorer, ops.concatenate(features, axis=-1), training)
+            logit = deep + ops.expand_dims(wide, -1) if self.ids or counts is not None else deep
         logit = ops.squeeze(self.calibration(logit), -1)
         return {
             "purchase_probability": ops.sigmoid(logit),
@@ -262,34 +358,46 @@ class PurchaseModel(TextModel):
 
     # --- serving ------------------------------------------------------------------------------
 
-    def embed_items(self, item, price):
-        """Unit item vectors `(batch, tower_dim)` for item texts and prices: what a catalog index stores."""
-        text_vectors, _ = self.encoder(item)
-        return ops.normalize(self._item_vectors(text_vectors, price)[0], axis=-1)
+    def embed_items(self, inputs: dict):
+        """Unit item vectors `(batch, tower_dim)` from the item-side raw inputs (`input_specs(side="item")`):
+        what a catalog index stores (in two-tower mode, their dot product with `embed_users` is the
+        model's cosine)."""
+        return self._one_side(inputs, "item_vector")
 
-    def embed_users(self, history, query):
-        """Unit user vectors `(batch, tower_dim)` for histories and queries ("" for none)."""
-        vectors = {"query": query}
-        vectors["history"], vectors["history_mask"] = self.encoder(history)
-        vectors["query"], vectors["has_query"] = self.encoder(query)
-        if self.intent_model is not None:
-            vectors["query_intent"] = self.intent_vectors(query)
-        return self._user(vectors)[2]
+    def embed_users(self, inputs: dict):
+        """Unit user vectors `(batch, tower_dim)` from the user-side raw inputs
+        (`input_specs(side="user")`)."""
+        return self._one_side(inputs, "user_vector")
 
-    def rank(self, query, history, candidates, candidate_price):
-        """Scores `candidates` `(batch, C)` for each row's user and query; "" candidates rank last.
+    def _one_side(self, inputs: dict, output: str):
+        """One output of the full model with the other side's inputs filled with placeholders, which
+        that output does not read."""
+        specs = input_specs(self.parts)
+        batch = tf.shape(next(iter(inputs.values())))[0]
+        filled = {}
+        for name, spec in specs.items():
+            if name in inputs:
+                filled[name] = inputs[name]
+            else:
+                shape = [batch, 1] if spec.shape.rank == 2 else [batch]
+                filled[name] = tf.fill(shape, "" if spec.dtype == tf.string else 0.0)
+        return self(filled, training=False)[output]
 
-        Returns a dict: `scores` (P(purchase), -1 for padding) and `ranking` (candidate indices,
-        best first), both `(batch, C)`; with an intent model also the query's `intent`,
-        `intent_confidence` and `intent_vector`.
+    def rank(self, inputs: dict) -> dict:
+        """Scores each row's candidates for its user and query; "" candidates rank last.
+
+        `inputs`: the user-side raw inputs `(batch, ...)` and the item-side ones as `candidate_*`
+        `(batch, C)` (`rank_specs`). Returns a dict: `scores` (P(purchase), -1 for padding) and
+        `ranking` (candidate indices, best first), both `(batch, C)`; with an intent model also the
+        query's `intent` and `intent_confidence`.
         """
+        candidates = inputs["candidates"]
         batch, width = tf.shape(candidates)[0], tf.shape(candidates)[1]
-        raw = {
-            "history": tf.repeat(history, width, axis=0),  # encoded once per distinct item anyway
-            "item": tf.reshape(candidates, [-1]),
-            "query": tf.repeat(query, width, axis=0),
-            "price": tf.reshape(candidate_price, [-1]),
-        }
+        raw = {}
+        for name in input_specs(self.parts, "user"):
+            raw[name] = tf.repeat(inputs[name], width, axis=0)  # encoded once per distinct item anyway
+        for name in input_specs(self.parts, "item"):
+            raw[name] = tf.reshape(inputs[candidate_name(name)], [-1])
         probability = tf.reshape(self(raw, training=False)["purchase_probability"], [batch, width])
         present = tf.strings.length(tf.strings.strip(candidates)) > 0
         scores = tf.where(present, probability, -1.0)
@@ -298,41 +406,54 @@ class PurchaseModel(TextModel):
             "ranking": tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True),
         }
         if self.intent_model is not None:
-            probabilities = self.intent_model(query, training=False)["probabilities"]
+            probabilities = self.intent_model(inputs["query"], training=False)["probabilities"]
             label_id = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
             result["intent"] = tf.gather(tf.constant(self.intent_model.labels), label_id)
             result["intent_confidence"] = tf.reduce_max(probabilities, axis=-1)
         return result
 
-    def serving_signatures(self):
-        """`purchase_probability` (= `serving_default`), `embed_user`, `embed_item`, `rank`: raw strings."""
-        history = tf.TensorSpec([None, None], tf.string, name="history")
-        item = tf.TensorSpec([None], tf.string, name="item")
-        query = tf.TensorSpec([None], tf.string, name="query")
-        price = tf.TensorSpec([None], tf.float32, name="price")
+    def rank_specs(self) -> dict[str, tf.TensorSpec]:
+        """Inputs of `rank`: the user side as for scoring, each item-side input as `candidate_*`
+        `(batch, C)`."""
+        specs = dict(input_specs(self.parts, "user"))
+        for name, spec in input_specs(self.parts, "item").items():
+            specs[candidate_name(name)] = tf.TensorSpec([None, None], spec.dtype, name=candidate_name(name))
+        return specs
 
-        def purchase_probability(history, item, query, price):
-            outputs = self({"history": history, "item": item, "query": query, "price": price}, training=False)
+    def rank_inputs(self, requests: list[dict]) -> dict[str, tf.Tensor]:
+        """`rank`'s input tensors from request rows (dicts as `data.event_state.EventState.request`
+        makes them, with at least the inputs `rank_specs` names): histories and candidate lists
+        padded to the longest with "" (strings) and 0 (numbers)."""
+        specs = self.rank_specs()
+        tensors = {}
+        for name, spec in specs.items():
+            values = [row[name] for row in requests]
+            if spec.shape.rank == 2:
+                width = max([1] + [len(v) for v in values])
+                pad = "" if spec.dtype == tf.string else 0.0
+                values = [list(v) + [pad] * (width - len(v)) for v in values]
+            tensors[name] = tf.constant(values, spec.dtype)
+        return tensors
+
+    def serving_signatures(self):
+        """`purchase_probability` (= `serving_default`), `embed_user`, `embed_item`, `rank`, from raw strings,
+        ids and counts (the inputs `input_specs` and `rank_specs` list)."""
+
+        def purchase_probability(inputs):
+            outputs = self(inputs, training=False)
             return {"purchase_probability": outputs["purchase_probability"], "logit": outputs["logit"]}
 
-        def embed_user(history, query):
-            return {"user_vector": self.embed_users(history, query)}
-
-        def embed_item(item, price):
-            return {"item_vector": self.embed_items(item, price)}
-
-        def rank(query, history, candidates, candidate_price):
-            return self.rank(query, history, candidates, candidate_price)
-
-        scoring = (purchase_probability, [history, item, query, price])
-        candidates = tf.TensorSpec([None, None], tf.string, name="candidates")
-        candidate_price = tf.TensorSpec([None, None], tf.float32, name="candidate_price")
+        scoring = _signature(purchase_probability, input_specs(self.parts))
         return {
             "serving_default": scoring,
             "purchase_probability": scoring,
-            "embed_user": (embed_user, [history, query]),
-            "embed_item": (embed_item, [item, price]),
-            "rank": (rank, [query, history, candidates, candidate_price]),
+            "embed_user": _signature(
+                lambda x: {"user_vector": self.embed_users(x)}, input_specs(self.parts, "user")
+            ),
+            "embed_item": _signature(
+                lambda x: {"item_vector": self.embed_items(x)}, input_specs(self.parts, "item")
+            ),
+            "rank": _signature(self.rank, self.rank_specs()),
         }
 
     def get_config(self):
@@ -346,11 +467,31 @@ class PurchaseModel(TextModel):
             "tower_dim": self.tower_dim,
             "hidden": self.hidden,
             "dropout": self.dropout,
+            "parts": list(self.parts),
+            "vocabulary_sizes": self.vocabulary_sizes,
+            "id_dim": self.id_dim,
+            "id_l2": self.id_l2,
         }
 
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_objects(config, "backbone", "preprocessor", "intent_model"))
+
+
+def candidate_name(name: str) -> str:
+    """The `rank` input holding an item-side input for every candidate: `item` -> `candidates`,
+    `item_id` -> `candidate_ids`, any other `x` -> `candidate_x`."""
+    return {"item": "candidates", "item_id": "candidate_ids"}.get(name, f"candidate_{name}")
+
+
+def _signature(function, specs: dict[str, tf.TensorSpec]):
+    """`(function of positional tensors, specs)` for `export_saved_model` from a function of one dict."""
+    names = list(specs)
+
+    def serve(*tensors):
+        return function(dict(zip(names, tensors)))
+
+    return serve, list(specs.values())
 
 
 def build_purchase_model(encoder, sequence_length: int = 64, **kwargs) -> PurchaseModel:

@@ -89,7 +89,10 @@ class ReplyModel(TextModel):
             start (the oldest turns), so the customer's latest message always counts.
         reply_bank: vetted replies, `[{"text": template, "intent": name}, ...]`.
         slot_extractor: `SlotExtractor` for the bank's slots (None: templates must have no slots).
-        vector_dim: size of the context and reply vectors.
+        vector_dim: size of the context and reply vectors; None (the default) is the encoder's
+            width, with both projections starting at the identity, so the untrained model scores
+            replies by the pretrained encoder's own mean-pooled cosine (what a sentence-transformers
+            checkpoint such as MiniLM was trained for) and training starts from that floor.
         threshold: lowest cosine that answers from the bank.
         fallback: the reply below `threshold`, and for unanswerable contexts.
         train_top_layers: train only the top K encoder layers; None trains all.
@@ -110,7 +113,7 @@ class ReplyModel(TextModel):
         preprocessor,
         reply_bank: list[dict],
         slot_extractor: SlotExtractor | None = None,
-        vector_dim: int = 128,
+        vector_dim: int | None = None,
         threshold: float = 0.3,
         fallback: str = FALLBACK,
         train_top_layers: int | None = None,
@@ -141,8 +144,12 @@ class ReplyModel(TextModel):
         )
         encoders.train_top_layers(backbone, train_top_layers)
         self.pooling = keras.layers.GlobalAveragePooling1D()
-        self.context_projection = keras.layers.Dense(vector_dim, name="context_projection")
-        self.reply_projection = keras.layers.Dense(vector_dim, name="reply_projection")
+        width = vector_dim or backbone.hidden_dim
+        start = "identity" if width == backbone.hidden_dim else "glorot_uniform"
+        self.context_projection = keras.layers.Dense(
+            width, kernel_initializer=start, name="context_projection"
+        )
+        self.reply_projection = keras.layers.Dense(width, kernel_initializer=start, name="reply_projection")
         self.similarity = InBatchSimilarity(name="similarity")
         self.decoder = None
         if decoder_layers:

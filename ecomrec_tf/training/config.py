@@ -19,6 +19,7 @@ TASK_FIELDS = {
         "train",
         "valid",
         "bank",
+        "items",
         "weight",
         "max_turns",
         "decoder_layers",
@@ -37,7 +38,7 @@ class RunConfig:
     """Everything a run depends on; `ecomrec-tf train --config FILE` runs it, the seed makes it repeatable.
 
     Tasks are tables under `tasks`: `intent` (`train`, `valid` files of `{text, label}`), `reply`
-    (`train`, `valid` dialogue files; `bank`, `max_turns`, `decoder_layers`, `decoder_learning_rate`,
+    (`train`, `valid` dialogue files; `bank`, `items`, `max_turns`, `decoder_layers`, `decoder_learning_rate`,
     `generation_weight` as in `train_reply`) and `mlm` (`texts`: files of `{text}` records, or
     `shop_dir`: a folder `data generate` wrote). A run with several is multi-task, every head on one
     encoder: its loss is `weight_intent * L_intent + weight_reply * L_reply + weight_mlm * L_mlm` (alpha

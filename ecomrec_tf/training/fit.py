@@ -26,7 +26,12 @@ def run_callbacks(
     ]
     if patience is not None:
         callbacks.append(
-            keras.callbacks.EarlyStopping(monitor=monitor, patience=patience, restore_best_weights=True)
+            keras.callbacks.EarlyStopping(
+                monitor=monitor,
+                patience=patience,
+                mode="min" if monitor.endswith("loss") else "max",
+                restore_best_weights=True,
+            )
         )
     return callbacks
 
@@ -39,14 +44,18 @@ def fit(
     run_dir: str | Path,
     patience: int | None = None,
     verbose: int | str = "auto",
+    monitor: str = "val_loss",
+    callbacks: list[keras.callbacks.Callback] = (),
 ) -> keras.callbacks.History:
-    """Trains a compiled model with `run_callbacks`, showing Keras progress bars."""
+    """Trains a compiled model with `run_callbacks` (early stopping on `monitor` with `patience`,
+    restoring the best epoch's weights), showing Keras progress bars. `callbacks` run first each
+    epoch, so metrics they add to the logs can be monitored."""
     return model.fit(
         train,
         validation_data=valid,
         epochs=epochs,
         shuffle=False,  # datasets arrive shuffled by their pipeline
-        callbacks=run_callbacks(run_dir, patience=patience),
+        callbacks=[*callbacks, *run_callbacks(run_dir, monitor=monitor, patience=patience)],
         verbose=verbose,
     )
 

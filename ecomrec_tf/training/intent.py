@@ -11,10 +11,14 @@ import keras
 import numpy as np
 
 from ecomrec_tf.data import DataError, read_intent_file, text_classification_dataset
+from ecomrec_tf.data.pipeline import class_weights
+from ecomrec_tf.defaults import INTENT
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
+from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length
 from ecomrec_tf.training.fit import fit, save_run_config
+from ecomrec_tf.training.metrics import MacroF1
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
@@ -29,6 +33,11 @@ def label_ids(labels: list[str], known: list[str], path: str | Path) -> np.ndarr
         listed = ", ".join(f"{label!r} ({n}x)" for label, n in unseen.most_common(10))
         raise DataError(f"{path}: labels not in the training data: {listed}")
     return np.asarray([index[label] for label in labels], dtype=np.int32)
+
+
+def intent_metrics(num_classes: int) -> list[keras.metrics.Metric]:
+    """Accuracy and macro-F1: what every intent training path reports and early stopping watches."""
+    return [keras.metrics.SparseCategoricalAccuracy("accuracy"), MacroF1(num_classes)]
 
 
 def read_intent_splits(train_file: str | Path, valid_file: str | Path):
@@ -50,18 +59,25 @@ def train_intent(
     valid_file: str | Path,
     run_dir: str | Path,
     encoder: str = "minilm-l6",
-    epochs: int = 3,
-    batch_size: int = 32,
-    learning_rate: float = 1e-4,
-    sequence_length: int = 64,
+    epochs: int = INTENT["epochs"],
+    batch_size: int = INTENT["batch_size"],
+    learning_rate: float = INTENT["learning_rate"],
+    sequence_length: int | None = None,
     seed: int = 0,
-    patience: int | None = None,
+    patience: int | None = INTENT["patience"],
     train_top_layers: int | None = None,
     lora_rank: int | None = None,
     layer_decay: float = 1.0,
+    class_weight: str | None = INTENT["class_weight"],
     verbose: int | str = "auto",
 ) -> tuple[IntentModel, dict]:
     """Fine-tunes an intent model and saves it as `run_dir/model.keras`.
+
+    `sequence_length` None fits it to the training texts (`fitting_sequence_length`: their 95th
+    percentile of token lengths, at most 512; printed). Training stops when validation macro-F1
+    has not risen for `patience` epochs and keeps the best epoch's weights (None: every epoch,
+    the last kept). `class_weight="balanced"` weighs every class the same in the loss, for skewed
+    labels. Accuracy and macro-F1 are logged every epoch.
 
     Also writes `run_dir/config.json` (these arguments), TensorBoard logs (`train/`, `validation/`),
     `history.json` and `curves.png`; TensorBoard also gets the HParams, PR curves per intent, sample
@@ -78,6 +94,17 @@ def train_intent(
 
     keras.utils.set_random_seed(seed)
     encoder_ = load_encoder(encoder)
+    if sequence_length is None:
+        limit = min(512, encoder_.backbone.max_sequence_length)
+        sequence_length, cut = fitting_sequence_length(encoder_.tokenizer, train_texts, limit=limit)
+        print(f"sequence length {sequence_length} (95th percentile of training token lengths, at most "
+              f"{limit}): {cut:.1%} of training texts are cut")  # fmt: skip
+        config = save_run_config(run_dir, {**config, "sequence_length": sequence_length})
+    weights = None
+    if class_weight == "balanced":
+        weights = class_weights(train_ids, len(labels))
+    elif class_weight is not None:
+        raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
     model = build_intent_model(
         encoder_,
         labels,
@@ -85,7 +112,9 @@ def train_intent(
         train_top_layers=train_top_layers,
         lora_rank=lora_rank,
     )
-    train = text_classification_dataset(train_texts, train_ids, batch_size, shuffle=True, seed=seed)
+    train = text_classification_dataset(
+        train_texts, train_ids, batch_size, shuffle=True, seed=seed, sample_weights=weights
+    )
     valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
     steps_per_epoch = int(train.cardinality())
     model.compile(
@@ -96,10 +125,13 @@ def train_intent(
             num_layers=encoder_.backbone.num_layers,
         ),
         loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+        metrics=intent_metrics(len(labels)),
     )
     start = time.perf_counter()
-    history = fit(model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, verbose=verbose)
+    history = fit(
+        model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_macro_f1",
+        verbose=verbose,
+    )  # fmt: skip
     seconds = time.perf_counter() - start
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
     history["examples_per_second"] = [len(train_texts) * len(history["loss"]) / seconds]

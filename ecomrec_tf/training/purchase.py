@@ -1,13 +1,12 @@
-"""Train, evaluate and update a purchase model from users' item and event files, into a run folder.
+"""Train and update a purchase model from users' item and event files, into a run folder.
 
 The encoder is frozen in the purchase model, so every item text and query is encoded once
-(`VectorCache`) and training runs on the vectors: the same `PurchaseModel.core` the full model
-uses, so the saved model scores raw strings with exactly the trained weights.
+(`data.purchase_data.VectorCache`) and training runs on the vectors: the same `PurchaseModel.core`
+the full model uses, so the saved model scores raw strings with exactly the trained weights.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import random
@@ -18,16 +17,22 @@ import numpy as np
 import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
-from ecomrec_tf.data.events import EventsReport, purchase_examples, read_events, read_items, split_by_time
+from ecomrec_tf.data.event_state import FEATURES
+from ecomrec_tf.data.events import split_by_time
 from ecomrec_tf.data.pipeline import shard_for
+from ecomrec_tf.data.purchase_data import PurchaseData, VectorCache, read_purchase_data
 from ecomrec_tf.data.readers import DataError
-from ecomrec_tf.data.task_datasets import item_text
+from ecomrec_tf.data.task_datasets import purchase_columns
+from ecomrec_tf.defaults import PURCHASE
 from ecomrec_tf.encoders import load_encoder
-from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
-from ecomrec_tf.evaluation.baselines import logistic_regression_scores, oracle_scores, popularity_scores
 from ecomrec_tf.evaluation.classification import plot_history
-from ecomrec_tf.evaluation.purchase import plot_reliability, plot_roc, purchase_metrics, session_ids
-from ecomrec_tf.models.purchase_model import PurchaseModel, build_purchase_model, vector_inputs
+from ecomrec_tf.evaluation.purchase import (
+    evaluate_purchase,
+    predict_probabilities,
+    purchase_metrics,
+    session_ids,
+)
+from ecomrec_tf.models.purchase_model import PARTS, PurchaseModel, build_purchase_model
 from ecomrec_tf.training.fit import fit, save_run_config
 from ecomrec_tf.training.intent import MODEL_FILE, save_model
 from ecomrec_tf.training.optimizer import make_optimizer
@@ -35,128 +40,11 @@ from ecomrec_tf.training.task import Task
 from ecomrec_tf.training.tensorboard import log_hparams
 
 
-@dataclasses.dataclass
-class PurchaseData:
-    """Items, time-split purchase examples and what reading the events found."""
-
-    items: dict[str, dict]
-    splits: dict[str, list[dict]]
-    report: EventsReport
-    shop_dir: Path
-
-
-def read_purchase_data(
-    items_file: str | Path,
-    events_file: str | Path,
-    history_size: int = 10,
-    catalog_negatives: int = 1,
-    valid_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 0,
-    until: int | None = None,
-) -> PurchaseData:
-    """Reads items and events, builds examples (`events.purchase_examples`) and splits them by time.
-
-    With `until` (Unix seconds), only examples before it are kept (their histories too): a model
-    trained so leaves the later period to `update_purchase`.
-
-    Raises:
-        DataError: naming the file and line of a bad record, or when the events hold no purchase.
-    """
-    items = read_items(items_file)
-    events, report = read_events(events_file, items)
-    examples = purchase_examples(events, items, history_size, catalog_negatives, seed)
-    if until is not None:
-        examples = [example for example in examples if example["timestamp"] < until]
-    if not any(example["label"] for example in examples):
-        raise DataError(f"{events_file}: no view followed by a purchase: nothing to learn P(purchase) from")
-    splits = split_by_time(examples, valid_fraction, test_fraction)
-    return PurchaseData(items, splits, report, Path(items_file).parent)
-
-
-class VectorCache:
-    """The frozen encoder's vector of every item text and query, computed once.
-
-    Args:
-        model: the `PurchaseModel` whose encoder (and intent model) to run.
-        items: items by id (`data.read_items`).
-        queries: the queries to encode ("" is always added: no query).
-        batch_size: texts per encoder call.
-        progress: show a tqdm bar.
-    """
-
-    def __init__(
-        self,
-        model: PurchaseModel,
-        items: dict[str, dict],
-        queries,
-        batch_size: int = 128,
-        progress: bool = True,
-    ):
-        self.item_ids = sorted(items)
-        self.item_row = {item_id: i for i, item_id in enumerate(self.item_ids)}
-        self.prices = np.array(
-            [np.nan if items[i].get("price") is None else items[i]["price"] for i in self.item_ids],
-            np.float32,
-        )
-        self.queries = sorted({""} | {q or "" for q in queries})
-        self.query_row = {query: i for i, query in enumerate(self.queries)}
-        encode = tf.function(lambda texts: model.encoder(texts)[0], reduce_retracing=True)
-        texts = [item_text(items[i]) for i in self.item_ids]
-        self.item_vectors = encode_in_batches(encode, texts, batch_size, progress, "encoding items")
-        self.query_vectors = encode_in_batches(encode, self.queries, batch_size, progress, "encoding queries")
-        self.query_intents = None
-        if model.intent_model is not None:
-            intents = tf.function(model.intent_vectors, reduce_retracing=True)
-            self.query_intents = encode_in_batches(
-                intents, self.queries, batch_size, progress, "query intents"
-            )
-
-    def dataset(
-        self,
-        examples: list[dict],
-        batch_size: int = 256,
-        shuffle: bool = False,
-        seed: int = 0,
-        history_size: int = 10,
-    ) -> tf.data.Dataset:
-        """Batches of `(core inputs, label)` for `PurchaseModel.core`, from examples."""
-        history = np.full((len(examples), history_size), -1, np.int32)
-        for row, example in enumerate(examples):
-            ids = [self.item_row[i] for i in example["history"][:history_size]]
-            history[row, : len(ids)] = ids
-        item = np.array([self.item_row[e["item_id"]] for e in examples], np.int32)
-        query = np.array([self.query_row[e["query"] or ""] for e in examples], np.int32)
-        labels = np.array([e["label"] for e in examples], np.float32)
-        dataset = tf.data.Dataset.from_tensor_slices(((history, item, query), labels))
-        if shuffle:
-            dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
-        item_vectors, query_vectors = tf.constant(self.item_vectors), tf.constant(self.query_vectors)
-        prices = tf.constant(self.prices)
-        intents = None if self.query_intents is None else tf.constant(self.query_intents)
-
-        def gather(indices, label):
-            history, item, query = indices
-            features = {
-                "history": tf.gather(item_vectors, tf.maximum(history, 0)),
-                "history_mask": history >= 0,
-                "item": tf.gather(item_vectors, item),
-                "query": tf.gather(query_vectors, query),
-                "has_query": query != self.query_row[""],
-                "price": tf.gather(prices, item),
-            }
-            if intents is not None:
-                features["query_intent"] = tf.gather(intents, query)
-            return features, label
-
-        return dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-
-
 def training_model(model: PurchaseModel) -> keras.Model:
     """`model.core` with the logit as its only output: what `fit` and the loop train."""
-    inputs = vector_inputs(
-        model.backbone.hidden_dim, model.intent_model.vector_dim if model.intent_model else None
-    )
+    inputs = {
+        name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in model.core.input.items()
+    }
     return keras.Model(inputs, model.core(inputs)["logit"], name="purchase_logit")
 
 
@@ -179,100 +67,70 @@ def calibrate(model: PurchaseModel, logits: np.ndarray, labels: np.ndarray) -> t
     return a, b
 
 
-def predict_probabilities(model: PurchaseModel, cache: VectorCache, examples: list[dict]) -> np.ndarray:
-    return np.asarray(model.core.predict(cache.dataset(examples, 1024), verbose=0)["purchase_probability"])
-
-
-def evaluate_purchase(
-    model: PurchaseModel,
-    data: PurchaseData,
-    out_dir: str | Path,
-    split: str = "test",
-    cache: VectorCache | None = None,
-    progress: bool = True,
-) -> dict:
-    """The model beside its baselines on one split: metrics JSON, ROC and reliability PNGs.
-
-    Baselines fitted on the train split: item popularity, logistic regression on simple features,
-    and with hand-made cross features; on a generated shop also the generator's true probabilities
-    (the oracle). `gap_closed` is the share of the AUC gap between logistic regression (simple)
-    and the oracle that the model closes.
-
-    Writes `<split>_purchase_metrics.json`, `<split>_roc.png`, `<split>_reliability.png` to `out_dir`.
-    """
-    examples, train = data.splits[split], data.splits["train"]
-    if not examples:
-        raise DataError(f"the {split} split has no examples")
-    cache = cache or VectorCache(model, data.items, _queries(data), progress=progress)
-    labels = np.array([e["label"] for e in examples])
-    groups = session_ids(examples)
-    scores = {
-        "model": predict_probabilities(model, cache, examples),
-        "popularity": popularity_scores(train, examples),
-        "logistic_regression": logistic_regression_scores(train, examples, data.items),
-        "logistic_regression_cross": logistic_regression_scores(train, examples, data.items, cross=True),
-    }
-    oracle = oracle_scores(examples, data.items, data.shop_dir)
-    if oracle is not None:
-        scores["oracle"] = oracle
-    result = {}
-    for name, score in scores.items():
-        if name == "popularity":  # a ranking, not a probability: AUC and ranking metrics only
-            score = score / max(score.max(), 1e-9)
-        result[name] = purchase_metrics(labels, score, groups)
-    if oracle is not None:
-        base = result["logistic_regression"]["auc"]
-        result["gap_closed"] = (result["model"]["auc"] - base) / max(result["oracle"]["auc"] - base, 1e-9)
-    result["split"] = split
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{split}_purchase_metrics.json").write_text(json.dumps(result, indent=2))
-    plot_roc(labels, {k: v for k, v in scores.items()}, out_dir / f"{split}_roc.png")
-    probabilities = {k: v for k, v in scores.items() if k != "popularity"}
-    plot_reliability(labels, probabilities, out_dir / f"{split}_reliability.png")
-    return result
-
-
-def _queries(data: PurchaseData) -> set[str]:
-    return {e["query"] or "" for examples in data.splits.values() for e in examples}
+def fit_statistics(model: PurchaseModel, data: PurchaseData, history_size: int = 10) -> None:
+    """Sets what the model learns from the training split before gradient steps: the id
+    embeddings' vocabularies and the count features' standardisation."""
+    model.set_vocabularies(data.vocabularies())
+    if model.counts is not None:
+        columns = purchase_columns(data.splits["train"], data.items, history_size)
+        model.counts.adapt({name: columns[name] for name in (*FEATURES, "price")})
 
 
 def train_purchase(
     items_file: str | Path,
     events_file: str | Path,
     run_dir: str | Path,
+    valid_events: str | Path | None = None,
+    test_events: str | Path | None = None,
     encoder: str = "minilm-l6",
     mode: str = "attention",
-    epochs: int = 5,
-    batch_size: int = 256,
-    learning_rate: float = 2e-3,
-    sequence_length: int = 64,
-    history_size: int = 10,
+    parts: tuple[str, ...] | list[str] = PARTS,
+    epochs: int = PURCHASE["epochs"],
+    batch_size: int = PURCHASE["batch_size"],
+    learning_rate: float = PURCHASE["learning_rate"],
+    sequence_length: int = PURCHASE["sequence_length"],
+    history_size: int = PURCHASE["history_size"],
     tower_dim: int = 64,
     dropout: float = 0.1,
+    id_dim: int = 32,
+    id_l2: float = PURCHASE["id_l2"],
+    catalog_negatives: int = PURCHASE["catalog_negatives"],
     intent_model: str | Path | None = None,
     seed: int = 0,
-    patience: int | None = None,
+    patience: int | None = PURCHASE["patience"],
     until: int | None = None,
     verbose: int | str = "auto",
 ) -> tuple[PurchaseModel, dict]:
-    """Trains a purchase model on the train split, calibrates it on valid, evaluates it on test.
+    """Trains a purchase model on the train split, stops early on valid AUC (keeping the best
+    epoch), calibrates on valid, and evaluates on test (valid when there is no test split).
+
+    Splits as `data.purchase_data.read_purchase_data` makes them: `valid_events` and `test_events`
+    are later logs whose every view is scored with histories and counts from all earlier events;
+    without them the last examples of `events_file` by time. `catalog_negatives` random
+    never-touched items per purchase join the training examples (a training device: reported
+    metrics never include them).
 
     Writes `run_dir/model.keras`, `config.json`, `history.json`, `curves.png`, TensorBoard logs
-    (and HParams), and `evaluate_purchase`'s files for the test split. Rerunning the same command
-    after a crash resumes from the last finished epoch.
+    (and HParams), and `evaluation.purchase.evaluate_purchase`'s files for the test split.
+    Rerunning the same command after a crash resumes from the last finished epoch.
 
     Returns:
         `(model, test metrics with baselines)`.
     """
     config = save_run_config(run_dir, locals())
     run_dir = Path(run_dir)
-    data = read_purchase_data(items_file, events_file, history_size, seed=seed, until=until)
+    data = read_purchase_data(
+        items_file, events_file, valid_events, test_events, history_size=history_size,
+        catalog_negatives=catalog_negatives, seed=seed, until=until,
+    )  # fmt: skip
+    if not data.scored("valid"):
+        raise DataError(f"{valid_events or events_file}: no examples for the validation split")
     print(f"events: {data.report}")
-    print("examples: " + ", ".join(f"{k} {len(v)}" for k, v in data.splits.items()))
+    print("examples: " + ", ".join(f"{k} {len(data.scored(k))}" for k in data.splits))
 
     keras.utils.set_random_seed(seed)
     intent = keras.saving.load_model(intent_model) if intent_model else None
+    vocabularies = data.vocabularies()
     model = build_purchase_model(
         load_encoder(encoder),
         sequence_length,
@@ -280,22 +138,30 @@ def train_purchase(
         tower_dim=tower_dim,
         dropout=dropout,
         intent_model=intent,
+        parts=parts,
+        id_dim=id_dim,
+        id_l2=id_l2,
+        vocabulary_sizes={kind: max(len(ids), 1) for kind, ids in vocabularies.items()},
     )
-    cache = VectorCache(model, data.items, _queries(data), progress=verbose != 0)
-    train = cache.dataset(
-        data.splits["train"], batch_size, shuffle=True, seed=seed, history_size=history_size
-    )
-    valid = cache.dataset(data.splits["valid"], batch_size * 4, history_size=history_size)
+    fit_statistics(model, data, history_size)
+    cache = VectorCache(model, data.items, data.queries(), progress=verbose != 0)
+    examples = data.splits["train"] if catalog_negatives else data.scored("train")
+    train = cache.dataset(examples, batch_size, shuffle=True, seed=seed, history_size=history_size)
+    valid = cache.dataset(data.scored("valid"), batch_size * 4, history_size=history_size)
     trainable = compile_for_training(model, learning_rate, int(train.cardinality()) * epochs)
-    history = fit(trainable, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, verbose=verbose)
+    history = fit(
+        trainable, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_auc",
+        verbose=verbose,
+    )  # fmt: skip
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     plot_history({k: v for k, v in history.items() if "learning_rate" not in k}, run_dir / "curves.png")
 
-    valid_labels = np.array([e["label"] for e in data.splits["valid"]])
+    valid_labels = np.array([e["label"] for e in data.scored("valid")])
     logits = np.asarray(trainable.predict(valid, verbose=0)).reshape(-1)
     calibrate(model, logits, valid_labels)
-    result = evaluate_purchase(model, data, run_dir, "test", cache)
+    split = "test" if data.scored("test") else "valid"
+    result = evaluate_purchase(model, data, run_dir, split, cache)
     log_hparams(run_dir, config)
     save_model(model, run_dir / MODEL_FILE)
     return model, result
@@ -322,14 +188,15 @@ def update_purchase(
     many examples sampled from old train, is recalibrated on new valid, and both test sets are
     evaluated before and after, so forgetting of the old period shows in the numbers. Old test is
     the last 10% of the old period: the test split of a model trained with `until=since`, so
-    unseen by it.
+    unseen by it. The id vocabularies and count standardisation stay the trained model's: ids new
+    since then share the out-of-vocabulary embedding until a full retrain.
 
     Writes `run_dir/model.keras` and `run_dir/update.json`.
     """
     run_dir = Path(run_dir)
     model = keras.saving.load_model(model_file)
     data = read_purchase_data(
-        items_file, events_file, history_size, valid_fraction=0.0, test_fraction=0.0, seed=seed
+        items_file, events_file, history_size=history_size, valid_fraction=0.0, test_fraction=0.0, seed=seed
     )
     examples = data.splits["train"]
     old = [e for e in examples if e["timestamp"] < since]
@@ -340,7 +207,7 @@ def update_purchase(
     replayed = random.Random(seed).sample(
         old_splits["train"], min(len(old_splits["train"]), math.ceil(replay * len(new_splits["train"])))
     )
-    cache = VectorCache(model, data.items, {e["query"] or "" for e in examples}, progress=verbose != 0)
+    cache = VectorCache(model, data.items, data.queries(), progress=verbose != 0)
 
     def scores() -> dict:
         return {

@@ -4,6 +4,8 @@ files, into a run folder; and the reply model as tasks for the distributed loop.
 from __future__ import annotations
 
 import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import keras
@@ -13,10 +15,17 @@ import tensorflow as tf
 from ecomrec_tf.data.readers import DataError, read_dialogues, read_records
 from ecomrec_tf.data.reply_bank import reply_bank_entries
 from ecomrec_tf.data.task_datasets import dialogue_context, dialogue_dataset
+from ecomrec_tf.defaults import REPLY
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
 from ecomrec_tf.evaluation.classification import plot_history
-from ecomrec_tf.evaluation.reply import TfidfRetriever, candidate_sets, retrieval_metrics, text_metrics
+from ecomrec_tf.evaluation.reply import (
+    Bm25Retriever,
+    RetrievalSet,
+    TfidfRetriever,
+    retrieval_metrics,
+    text_metrics,
+)
 from ecomrec_tf.models.reply_model import ReplyModel, build_reply_model
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
@@ -30,6 +39,9 @@ from ecomrec_tf.training.tensorboard import log_hparams
 def read_reply_bank(path: str | Path) -> list[dict]:
     """Vetted replies `{text, intent?}` from JSONL/CSV/TFRecord; errors name the file and line."""
     return [{"text": r["text"], "intent": r.get("intent") or ""} for _, r in read_records(path, ("text",))]
+
+
+EMBEDDED_BANK = "embedded"  # `bank_file` value naming the embedded shop's vetted bank
 
 
 def slot_values_of(items_file: str | Path | None) -> dict[str, list[str]]:
@@ -48,6 +60,45 @@ def shop_slot_extractor(slot_values: dict[str, list[str]] | None = None) -> Slot
     return SlotExtractor({"order_id": ORDER_ID}, slot_values or slot_values_of(None))
 
 
+def items_slot_extractor(items_file: str | Path | None) -> SlotExtractor:
+    """Order numbers by `ORDER_ID`, and with an items file its product names and categories: the
+    slots a shop's own replies can be templated on, with nothing from the embedded shop."""
+    if items_file is None:
+        return SlotExtractor({"order_id": ORDER_ID})
+    from ecomrec_tf.data.events import read_items
+
+    items = read_items(items_file).values()
+    return SlotExtractor(
+        {"order_id": ORDER_ID},
+        {
+            "product": sorted({item["title"].split(",")[0] for item in items}),
+            "category": sorted({item["category"] for item in items}),
+        },
+    )
+
+
+def bank_from_replies(dialogues: list[dict], extractor: SlotExtractor) -> list[dict]:
+    """A reply bank from a shop's own vetted replies: each distinct training reply, with every slot
+    value the extractor finds in it (an order number, a product) turned into its `{slot}`, so a
+    reply is filled from the current conversation, never with another customer's values. Replies
+    that become the same template are kept once, with the intent most of them have."""
+    replies = sorted({d["reply"] for d in dialogues})
+    found = extractor(tf.constant(replies)) if replies else {}
+    intents: dict[str, Counter] = {}
+    reply_intents = {}
+    for d in dialogues:
+        reply_intents.setdefault(d["reply"], Counter())[d.get("intent") or ""] += 1
+    for row, reply in enumerate(replies):
+        template = reply.replace("{", "{{").replace("}", "}}")
+        for slot, values in found.items():
+            value = values.numpy()[row].decode()
+            if value:
+                pattern = re.escape(value.replace("{", "{{").replace("}", "}}"))
+                template = re.sub(rf"(?<!\w){pattern}(?!\w)", "{" + slot + "}", template, flags=re.IGNORECASE)
+        intents.setdefault(template, Counter()).update(reply_intents[reply])
+    return [{"text": text, "intent": counts.most_common(1)[0][0]} for text, counts in intents.items()]
+
+
 def reply_targets(dataset: tf.data.Dataset, model: ReplyModel) -> tf.data.Dataset:
     """`({"context", "reply"}, intent)` batches -> `(x, targets)` for `model.fit`: each context's own
     reply is the positive among the batch's replies (`logits`: its row index); with a decoder, also
@@ -62,12 +113,25 @@ def reply_targets(dataset: tf.data.Dataset, model: ReplyModel) -> tf.data.Datase
     return dataset.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
 
 
+@keras.saving.register_keras_serializable(package="ecomrec_tf")
+class SymmetricInBatchLoss(keras.losses.Loss):
+    """In-batch softmax cross-entropy both ways, as CLIP trains: each context against the batch's
+    replies and each reply against the batch's contexts, averaged. The positives are the diagonal
+    of the `(batch, batch)` logits (`y_true` is each row's own index)."""
+
+    def call(self, y_true, y_pred):
+        labels = tf.range(tf.shape(y_pred)[0])
+        rows = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, y_pred)
+        columns = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, tf.transpose(y_pred))
+        return (rows + columns) / 2
+
+
 def reply_losses(model: ReplyModel) -> dict[str, keras.losses.Loss]:
-    """In-batch softmax cross-entropy for `logits`; per-token cross-entropy (padding ignored) for
+    """Symmetric in-batch cross-entropy for `logits`; per-token cross-entropy (padding ignored) for
     `next_token_logits`."""
     pad = model.preprocessor.tokenizer.pad_token_id
     return {
-        "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "logits": SymmetricInBatchLoss(),
         "next_token_logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=pad),
     }
 
@@ -130,19 +194,73 @@ def reply_tasks(
     ]
 
 
+def reply_bank_for(
+    bank_file: str | Path | None, items_file: str | Path | None, train_dialogues: list[dict]
+) -> tuple[list[dict], SlotExtractor]:
+    """The reply bank and slot extractor of a run: `bank_file` `"embedded"` is the embedded shop's
+    vetted bank with its slots; another file is read as a bank (`read_reply_bank`); None makes the
+    bank from the training replies (`bank_from_replies`) with the slots of `items_slot_extractor`."""
+    if bank_file == EMBEDDED_BANK:
+        return reply_bank_entries(), shop_slot_extractor(slot_values_of(items_file))
+    extractor = items_slot_extractor(items_file)
+    bank = read_reply_bank(bank_file) if bank_file else bank_from_replies(train_dialogues, extractor)
+    return bank, extractor
+
+
+class RetrievalValidation(keras.callbacks.Callback):
+    """Adds `val_mrr` and `val_recall@1` (the reference among candidates, `RetrievalSet`) to each
+    epoch's logs, for early stopping on what the model is for: list it before `EarlyStopping`."""
+
+    def __init__(self, model: ReplyModel, retrieval: RetrievalSet):
+        super().__init__()
+        self.retrieval = retrieval
+        self.encoders = (
+            tf.function(model.embed_contexts, reduce_retracing=True),
+            tf.function(model.embed_replies, reduce_retracing=True),
+        )
+
+    def score(self) -> dict[str, float]:
+        return self.retrieval.metrics(*self.encoders)
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = self.score()
+        if logs is not None:
+            logs["val_mrr"], logs["val_recall@1"] = metrics["mrr"], metrics["recall@1"]
+
+
+def zero_shot_encoders(encoder: str | Path, sequence_length: int = 96):
+    """`(embed_contexts, embed_replies)` of a pretrained encoder as it comes, mean-pooled and
+    L2-normalised (contexts truncated from the start, as the reply model's): the retrieval a user gets
+    for free, which training must beat."""
+    from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
+    from ecomrec_tf.preprocessing import TextPreprocessor
+
+    loaded = load_encoder(encoder)
+
+    def embed(truncate: str):
+        layer = SentenceEncoder(
+            loaded.backbone, TextPreprocessor(loaded.tokenizer, sequence_length, truncate)
+        )
+        return tf.function(
+            lambda texts: tf.math.l2_normalize(layer(texts)[0], axis=-1), reduce_retracing=True
+        )
+
+    return embed("start"), embed("end")
+
+
 def train_reply(
     train_file: str | Path,
     valid_file: str | Path,
     run_dir: str | Path,
     encoder: str = "minilm-l6",
     bank_file: str | Path | None = None,
-    slot_values: dict[str, list[str]] | None = None,
-    epochs: int = 3,
-    batch_size: int = 32,
-    learning_rate: float = 1e-4,
-    sequence_length: int = 96,
+    items_file: str | Path | None = None,
+    epochs: int = REPLY["epochs"],
+    batch_size: int = REPLY["batch_size"],
+    learning_rate: float = REPLY["learning_rate"],
+    sequence_length: int = REPLY["sequence_length"],
     max_turns: int = 3,
-    train_top_layers: int | None = 3,
+    train_top_layers: int | None = REPLY["train_top_layers"],
     threshold: float = 0.3,
     decoder_layers: int = 2,
     decoder_learning_rate: float = 1e-3,
@@ -151,32 +269,39 @@ def train_reply(
     intent_model: str | Path | None = None,
     intent_weight: float = 0.0,
     intent_filter: float = 0.0,
+    patience: int | None = REPLY["patience"],
     seed: int = 0,
     verbose: int | str = "auto",
 ) -> tuple[ReplyModel, dict]:
-    """Trains the dual encoder with in-batch negatives (and, with `decoder_layers`, the reply decoder
-    by teacher forcing, its loss weighted `generation_weight`) and saves `run_dir/model.keras`.
+    """Trains the dual encoder with in-batch negatives (symmetric loss), and with `decoder_layers`
+    the reply decoder by teacher forcing (its loss weighted `generation_weight`), and saves
+    `run_dir/model.keras`.
+
+    Training starts from the pretrained encoder's own sentence similarity (identity projections)
+    and keeps what validation shows best: each epoch is scored by MRR of the reference among 100
+    candidates on `valid_file` (`RetrievalValidation`), training stops after `patience` epochs
+    without a gain and the best epoch's weights are kept, and when no epoch beats the untrained
+    encoder the encoder and projections are reset to it (the decoder keeps its training).
 
     The decoder starts from scratch beside a pretrained encoder, so it learns at its own peak rate,
     `decoder_learning_rate`, on the same warm-up and decay schedule.
 
-    The reply bank is `bank_file` (`{text, intent?}` records) or the embedded vetted bank; slots
-    are read by `ORDER_ID` and the phrase lists `slot_values` (`slot_values_of(items_file)`; by
-    default the embedded shop's products, payment methods, promo codes and categories).
-    `intent_model` (a trained intent model's `.keras` file) boosts replies of the
+    The reply bank is `bank_file` (`{text, intent?}` records; `"embedded"` for the embedded shop's
+    vetted bank), else the training file's own replies (`bank_from_replies`: distinct, with order
+    numbers and, given `items_file`, product names and categories turned into slots filled from the
+    conversation). `intent_model` (a trained intent model's `.keras` file) boosts replies of the
     predicted intent by `intent_weight` and skips those below `intent_filter` probability.
     Writes `config.json`, `history.json`, `curves.png` and TensorBoard logs; rerunning after a crash
     resumes from the last finished epoch.
     """
-    config = save_run_config(run_dir, locals(), skip=("slot_values",))
+    config = save_run_config(run_dir, locals())
     run_dir = Path(run_dir)
     train_dialogues, valid_dialogues = read_dialogues(train_file), read_dialogues(valid_file)
     if len(train_dialogues) < 2:
         raise DataError(f"{train_file}: in-batch negatives need at least two dialogues")
-    bank = read_reply_bank(bank_file) if bank_file else reply_bank_entries()
+    bank, extractor = reply_bank_for(bank_file, items_file, train_dialogues)
 
     keras.utils.set_random_seed(seed)
-    extractor = shop_slot_extractor(slot_values)
     model = build_reply_model(
         load_encoder(encoder),
         bank,
@@ -207,8 +332,20 @@ def train_reply(
         loss_weights={"logits": 1.0, "next_token_logits": generation_weight} if generates else None,
         metrics={"logits": [in_batch_accuracy]} if generates else [in_batch_accuracy],
     )
-    history = fit(model, train, valid, epochs=epochs, run_dir=run_dir, verbose=verbose)
+    validation = RetrievalValidation(model, RetrievalSet(valid_dialogues, train_dialogues, max_turns))
+    retrieval_weights = [w for w in model.weights if not w.path.startswith("reply_decoder")]
+    untrained = [w.numpy() for w in retrieval_weights]
+    floor = validation.score()["mrr"]
+    history = fit(
+        model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_mrr",
+        verbose=verbose, callbacks=[validation],
+    )  # fmt: skip
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
+    history["untrained_val_mrr"] = [floor]
+    if max(history["val_mrr"]) <= floor:
+        print(f"no epoch beat the untrained encoder on validation MRR ({floor:.4f}): keeping its weights")
+        for weight, value in zip(retrieval_weights, untrained):
+            weight.assign(value)
     (run_dir / "history.json").write_text(json.dumps(history, indent=2))
     plot_history({k: v for k, v in history.items() if "learning_rate" not in k}, run_dir / "curves.png")
     log_hparams(run_dir, config)
@@ -225,37 +362,33 @@ def evaluate_reply(
     candidates: int = 100,
     examples: int = 5,
     decoding: str | None = None,
+    zero_shot: str | Path | None = None,
     seed: int = 0,
 ) -> dict:
-    """The dual encoder beside a TF-IDF baseline (fitted on `train_file`) on labelled dialogues, and
-    the model's generated replies when it has a decoder.
+    """The dual encoder beside TF-IDF and BM25 baselines (fitted on `train_file`) and, with
+    `zero_shot` (an encoder name or folder, e.g. the one the model started from), that encoder
+    untrained, on labelled dialogues; and the model's generated replies when it has a decoder.
 
-    Retrieval: Recall@1, Recall@5 and MRR of the reference reply among `candidates` (it and
-    others drawn from the distinct references of `data_file`, topped up with training replies when
-    it has fewer). Text: BLEU and ROUGE-L (case-insensitive: the encoder is uncased) against the
-    reference of the reply each method picks from the bank (slots filled from the conversation),
-    and of the generated reply (`decoding`: the model's default search, or `"greedy"`, `"beam"`,
-    `"top_k"`). Also fallback rates and `examples` exchanges. Writes `reply_metrics.json`.
+    Retrieval (`evaluation.reply.RetrievalSet`): Recall@1, Recall@5 and MRR of the reference reply
+    among `candidates`. Text: BLEU and ROUGE-L (case-insensitive: the encoder is uncased) against
+    the reference of the reply each method picks from the bank (slots filled from the
+    conversation), and of the generated reply (`decoding`: the model's default search, or
+    `"greedy"`, `"beam"`, `"top_k"`). Also fallback rates and `examples` exchanges. Writes
+    `reply_metrics.json`.
     """
-    dialogues = read_dialogues(data_file)
-    contexts = [dialogue_context(d["context"], max_turns) for d in dialogues]
-    references = [d["reply"] for d in dialogues]
-    train = read_dialogues(train_file)
-    # Candidates: the distinct references, topped up with training replies when fewer than `candidates`.
-    pool = sorted(set(references))
-    pool += sorted({d["reply"] for d in train} - set(pool))[: max(candidates - len(pool), 0)]
-    if len(pool) < 2:
-        raise DataError(f"{data_file}: needs at least two distinct replies to rank")
-    index = {reply: i for i, reply in enumerate(pool)}
-    sets = candidate_sets([index[r] for r in references], len(pool), candidates, seed)
-
-    context_vectors = encode_in_batches(tf.function(model.embed_contexts, reduce_retracing=True), contexts)
-    pool_vectors = encode_in_batches(tf.function(model.embed_replies, reduce_retracing=True), pool)
-    model_scores = np.take_along_axis(context_vectors @ pool_vectors.T, sets, axis=1)
-    tfidf = TfidfRetriever(
-        [dialogue_context(d["context"], max_turns) for d in train] + [d["reply"] for d in train]
+    dialogues, train = read_dialogues(data_file), read_dialogues(train_file)
+    try:
+        retrieval = RetrievalSet(dialogues, train, max_turns, candidates, seed)
+    except ValueError as error:
+        raise DataError(f"{data_file}: {error}") from None
+    contexts, references = retrieval.contexts, retrieval.references
+    model_metrics = retrieval.metrics(
+        tf.function(model.embed_contexts, reduce_retracing=True),
+        tf.function(model.embed_replies, reduce_retracing=True),
     )
-    baseline_scores = np.take_along_axis(tfidf.scores(contexts, pool), sets, axis=1)
+    train_contexts = [dialogue_context(d["context"], max_turns) for d in train]
+    tfidf = TfidfRetriever(train_contexts + [d["reply"] for d in train])
+    bm25 = Bm25Retriever([d["reply"] for d in train])
 
     bank = model.bank_vectors()
     chosen = _batched(lambda c: model.reply(c, k=1, bank_vectors=bank), contexts)
@@ -269,16 +402,25 @@ def evaluate_reply(
     ]
     result = {
         "dual_encoder": {
-            **retrieval_metrics(model_scores),
+            **model_metrics,
             **text_metrics(chosen["reply"], references),
             "fallback_rate": float(np.mean(chosen["fallback"])),
         },
-        "tfidf": {**retrieval_metrics(baseline_scores), **text_metrics(baseline_replies, references)},
+        "tfidf": {
+            **retrieval_metrics(retrieval.pool_scores(tfidf.scores(contexts, retrieval.pool))),
+            **text_metrics(baseline_replies, references),
+        },
+        "bm25": retrieval_metrics(retrieval.pool_scores(bm25.scores(contexts, retrieval.pool))),
         "examples": shown,
         "data_file": str(data_file),
         "dialogues": len(dialogues),
-        "distinct_replies": len(pool),
+        "distinct_replies": len(retrieval.pool),
     }
+    if zero_shot is not None:
+        result["zero_shot"] = {
+            **retrieval.metrics(*zero_shot_encoders(zero_shot, model.preprocessor.sequence_length)),
+            "encoder": str(zero_shot),
+        }
     if model.decoder is not None:
         decoding = decoding or model.decoding
         generated = _batched(lambda c: model.generate(c, decoding), contexts, description="generating")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -11,16 +12,15 @@ import tensorflow as tf
 from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.data.corpus import shop_corpus, shop_dir_corpus
 from ecomrec_tf.data.readers import read_dialogues
-from ecomrec_tf.data.reply_bank import reply_bank_entries
 from ecomrec_tf.encoders import load_encoder, save_encoder
 from ecomrec_tf.models import build_intent_model
 from ecomrec_tf.models.reply_model import build_reply_model
 from ecomrec_tf.training.config import RunConfig, save_config
-from ecomrec_tf.training.intent import MODEL_FILE, read_intent_splits, save_model
+from ecomrec_tf.training.intent import MODEL_FILE, intent_metrics, read_intent_splits, save_model
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.mlm import ENCODER_DIR, masked_lm, mlm_task
 from ecomrec_tf.training.optimizer import make_optimizer
-from ecomrec_tf.training.reply import read_reply_bank, reply_tasks, shop_slot_extractor
+from ecomrec_tf.training.reply import reply_bank_for, reply_tasks
 from ecomrec_tf.training.task import text_task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
@@ -102,22 +102,24 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                         train=train_data,
                         valid=valid_data,
                         weight=float(settings.get("weight", 1.0)),
-                        metrics=lambda: [keras.metrics.SparseCategoricalAccuracy("accuracy")],
+                        metrics=functools.partial(intent_metrics, len(labels)),
                     )
                 )
             if "reply" in config.tasks:
                 settings = config.tasks["reply"]
+                dialogues = read_dialogues(settings["train"])
+                bank, extractor = reply_bank_for(settings.get("bank"), settings.get("items"), dialogues)
                 reply = build_reply_model(
                     encoder,
-                    read_reply_bank(settings["bank"]) if "bank" in settings else reply_bank_entries(),
+                    bank,
                     config.sequence_length,
-                    slot_extractor=shop_slot_extractor(),
+                    slot_extractor=extractor,
                     train_top_layers=top,
                     decoder_layers=int(settings.get("decoder_layers", 0)),
                 )
                 tasks += reply_tasks(
                     reply,
-                    read_dialogues(settings["train"]),
+                    dialogues,
                     read_dialogues(settings["valid"]),
                     config.batch_size,
                     max_turns=int(settings.get("max_turns", 3)),

@@ -11,7 +11,7 @@ import keras_tuner
 from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model
-from ecomrec_tf.training.intent import read_intent_splits
+from ecomrec_tf.training.intent import intent_metrics, read_intent_splits
 from ecomrec_tf.training.optimizer import make_optimizer
 
 
@@ -44,7 +44,7 @@ class IntentHyperModel(keras_tuner.HyperModel):
                 hp.Float("learning_rate", 1e-5, 1e-3, sampling="log"), total_steps=steps
             ),
             loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=[keras.metrics.SparseCategoricalAccuracy("accuracy")],
+            metrics=intent_metrics(len(self.labels)),
         )
         return model
 

@@ -95,6 +95,8 @@ def test_purchase_examples_never_see_the_future(items):
     ]
     negatives = [e for e in examples if e not in viewed]
     assert len(negatives) == 1 and negatives[0]["label"] == 0 and negatives[0]["item_id"] == "D"
+    assert negatives[0]["catalog_negative"] and not any(e["catalog_negative"] for e in viewed)
+    assert all(not e["catalog_negative"] for e in purchase_examples(events, items))  # off by default
     times = {(e["item_id"], e["event"]): e["timestamp"] for e in events}
     for example in examples:
         for item in example["history"]:

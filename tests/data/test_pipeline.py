@@ -128,3 +128,18 @@ def test_feeds_fit_and_distribute_datasets_from_function(tfrecord_files, tiny_in
         )
     )
     assert sum(int(strategy.experimental_local_results(text)[0].shape[0]) for text, _ in distributed) == 120
+
+
+def test_balanced_class_weights_make_every_class_weigh_the_same():
+    from ecomrec_tf.data.pipeline import class_weights
+
+    labels = [0] * 6 + [1] * 3 + [2]
+    weights = class_weights(labels, num_classes=4)  # class 3 has no examples
+    totals = [weights[np.array(labels) == c].sum() for c in range(3)]
+    np.testing.assert_allclose(totals, [10 / 3] * 3)
+    assert weights.mean() == pytest.approx(1.0)
+    batches = list(
+        text_classification_dataset(["a", "b", "c"], [0, 1, 1], 3, bucket=False, sample_weights=[1, 2, 3])
+    )
+    texts, ids, batch_weights = batches[0]
+    assert batch_weights.numpy().tolist() == [1.0, 2.0, 3.0] and ids.numpy().tolist() == [0, 1, 1]

@@ -1,5 +1,6 @@
 import numpy as np
 
+from ecomrec_tf.data.event_state import FEATURES
 from ecomrec_tf.data.task_datasets import dialogue_context, dialogue_dataset, item_text, purchase_dataset
 
 ITEMS = {
@@ -20,14 +21,25 @@ ITEMS = {
 }
 
 
+def example(history, item_id, query=None, label=0, user_id="u", **features):
+    """A purchase example as `events.purchase_examples` makes it."""
+    counts = {name: 0.0 for name in FEATURES} | features
+    return {"user_id": user_id, "history": history, "item_id": item_id, "query": query, "label": label,
+            "features": counts, "timestamp": 0, "catalog_negative": False}  # fmt: skip
+
+
 def test_purchase_batches_pad_histories_and_mark_unknown_prices():
     examples = [
-        {"history": [], "item_id": "A", "query": None, "label": 1},  # a new user: empty history
-        {"history": ["A", "B"], "item_id": "B", "query": "sony headphones", "label": 0},
+        example([], "A", label=1, user_id="new"),  # a new user: empty history
+        example(["A", "B"], "B", "sony headphones", user_views=7.0),
     ]
     features, labels = next(iter(purchase_dataset(examples, ITEMS, batch_size=2, bucket=False)))
-    assert features["history"].shape == (2, 2)
+    assert features["history"].shape == features["history_ids"].shape == (2, 2)
     assert features["history"][0].numpy().tolist() == [b"", b""]  # a new user: all padding
+    assert features["history_ids"][1].numpy().tolist() == [b"A", b"B"]
+    assert [u.decode() for u in features["user_id"].numpy()] == ["new", "u"]
+    assert [c.decode() for c in features["category"].numpy()] == ["sneakers", "headphones"]
+    assert features["user_views"].numpy().tolist() == [0.0, 7.0]
     assert (
         features["history"][1, 0].numpy().decode()
         == item_text(ITEMS["A"])
@@ -105,9 +117,7 @@ def test_input_pipelines_split_in_memory_examples_and_augment_only_the_text():
 
 def test_bucketing_groups_by_length_and_pads_histories_per_batch():
     items = {f"I{n}": {"item_id": f"I{n}", "title": "x" * n, "category": "c"} for n in (3, 4, 88, 90)}
-    examples = [
-        {"history": ["I3"] * (n % 3), "item_id": f"I{n}", "query": None, "label": 0} for n in (3, 88, 4, 90)
-    ]
+    examples = [example(["I3"] * (n % 3), f"I{n}") for n in (3, 88, 4, 90)]
     batches = list(purchase_dataset(examples, items, batch_size=2))
     lengths = sorted(sorted(len(t) for t in features["item"].numpy()) for features, _ in batches)
     assert lengths == [[7, 8], [92, 94]]  # "x" * n + " | c"

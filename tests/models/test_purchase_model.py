@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models import build_intent_model, build_purchase_model, top_k_items
+from ecomrec_tf.models.purchase_model import candidate_name, input_specs
 from ecomrec_tf.serving.check_export import check_export
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
 
@@ -14,10 +16,24 @@ KETTLE = "Acme Pro 3 kettle, white | kitchen | Fast boiling."
 HEADPHONES = "Sony Max 9 headphones, black | audio | Noise cancelling."
 RAW = {
     "history": tf.constant([[SHOES, KETTLE], ["", ""], [HEADPHONES, ""]]),  # row 2: a new user
+    "history_ids": tf.constant([["S1", "K1"], ["", ""], ["H1", ""]]),
     "item": tf.constant([HEADPHONES, SHOES, KETTLE]),
+    "item_id": tf.constant(["H1", "S1", "K9"]),  # K9: an item no training ever saw
+    "category": tf.constant(["audio", "shoes", "kitchen"]),
+    "user_id": tf.constant(["U1", "U2", "U3"]),
     "query": tf.constant(["headphones", "", "kettle white"]),
     "price": tf.constant([199.0, np.nan, 35.0]),
+    **{name: tf.constant([3.0, 0.0, 1.0]) for name in FEATURES},
 }
+RAW["user_idle_seconds"] = tf.constant([60.0, np.nan, 5.0])  # NaN: a new user
+RAW["user_mean_price"] = tf.constant([150.0, np.nan, np.nan])
+VOCABULARIES = {"user": ["U1", "U3"], "item": ["S1", "K1", "H1"], "category": ["audio", "shoes"]}
+
+
+def raw(parts, rows=None):
+    """RAW with only the inputs a model with these parts reads."""
+    rows = slice(None) if rows is None else rows
+    return {name: RAW[name][rows] for name in input_specs(parts)}
 
 
 @pytest.fixture(scope="module")
@@ -26,79 +42,130 @@ def tiny_encoder():
     return load_encoder("tiny")
 
 
+def build(encoder, **kwargs):
+    keras.utils.set_random_seed(0)
+    model = build_purchase_model(
+        encoder, sequence_length=32, vocabulary_sizes={"user": 2, "item": 3, "category": 2}, **kwargs
+    )
+    model.set_vocabularies(VOCABULARIES)
+    return model
+
+
 @pytest.fixture(params=["attention", "two_tower"])
 def model(request, tiny_encoder):
-    keras.utils.set_random_seed(0)
-    return build_purchase_model(tiny_encoder, sequence_length=32, mode=request.param)
+    return build(tiny_encoder, mode=request.param)
 
 
 def test_outputs_and_frozen_encoder(model):
-    outputs = model.predict(RAW, verbose=0)
+    outputs = model.predict(raw(model.parts), verbose=0)
     assert outputs["purchase_probability"].shape == (3,) and outputs["logit"].shape == (3,)
     assert outputs["user_vector"].shape == (3, 64) and outputs["item_vector"].shape == (3, 64)
-    assert np.isfinite(outputs["purchase_probability"]).all()  # new user and unknown (NaN) price included
-    # Unit user vectors; a new user without a query gets the user tower's learned bias (zeros untrained).
-    np.testing.assert_allclose(np.linalg.norm(outputs["user_vector"][[0, 2]], axis=1), 1.0, atol=1e-5)
-    assert np.isfinite(outputs["user_vector"]).all()
-    assert not any("bert" in w.path or "embeddings" in w.path for w in model.trainable_weights)
+    assert np.isfinite(outputs["purchase_probability"]).all()  # new user, new item, NaN counts and price
+    np.testing.assert_allclose(np.linalg.norm(outputs["user_vector"], axis=1), 1.0, atol=1e-5)
+    encoder_weights = {id(w) for w in model.backbone.weights}
+    assert encoder_weights and not encoder_weights & {id(w) for w in model.trainable_weights}
+
+
+@pytest.mark.parametrize("parts", [(), ("ids",), ("counts",), ("ids", "counts")])
+def test_inputs_follow_the_parts(tiny_encoder, parts):
+    model = build(tiny_encoder, parts=parts)
+    assert set(model.input) == set(input_specs(parts))
+    assert ("user_id" in model.input) == ("ids" in parts)
+    assert ("item_views" in model.input) == ("counts" in parts)
+    assert model.predict(raw(parts), verbose=0)["logit"].shape == (3,)
+    with pytest.raises(ValueError, match="parts must be a subset"):
+        build(tiny_encoder, parts=("ids", "clicks"))
 
 
 def test_unknown_price_is_the_same_as_a_missing_one(model):
+    x = raw(model.parts)
     prices = [tf.constant([199.0, value, 35.0]) for value in (np.nan, -1.0, np.inf)]
-    outputs = [model({**RAW, "price": price}, training=False)["logit"].numpy() for price in prices]
+    outputs = [model({**x, "price": price}, training=False)["logit"].numpy() for price in prices]
     np.testing.assert_allclose(outputs[0], outputs[1], atol=1e-6)
     np.testing.assert_allclose(outputs[0], outputs[2], atol=1e-6)
 
 
+def test_every_id_the_vocabulary_lacks_scores_the_same(tiny_encoder):
+    model = build(tiny_encoder)
+    x = raw(model.parts, rows=slice(2, 3))  # item K9 and user U3
+    logits = [
+        model({**x, "item_id": tf.constant([new])}, training=False)["logit"].numpy()[0]
+        for new in ("K9", "never-seen", "K1")
+    ]
+    assert logits[0] == pytest.approx(logits[1], abs=1e-6)  # both out of vocabulary
+    assert logits[0] != pytest.approx(logits[2], abs=1e-6)  # a known item has its own embedding
+
+
+def test_counts_change_the_score(tiny_encoder):
+    model = build(tiny_encoder, parts=("counts",))
+    x = raw(model.parts, rows=slice(0, 1))
+    busy = {**x, "item_purchases": tf.constant([30.0]), "item_views": tf.constant([40.0])}
+    assert model(busy, training=False)["logit"].numpy()[0] != pytest.approx(
+        model(x, training=False)["logit"].numpy()[0], abs=1e-6
+    )
+
+
 def test_history_padding_and_order_of_pads_do_not_matter(model):
-    wider = {**RAW, "history": tf.concat([RAW["history"], tf.fill([3, 3], "")], axis=1)}
+    x = raw(model.parts)
+    wider = {**x, "history": tf.concat([x["history"], tf.fill([3, 3], "")], axis=1)}
+    wider["history_ids"] = tf.concat([x["history_ids"], tf.fill([3, 3], "")], axis=1)
     np.testing.assert_allclose(
-        model(wider, training=False)["logit"], model(RAW, training=False)["logit"], atol=1e-5
+        model(wider, training=False)["logit"], model(x, training=False)["logit"], atol=1e-5
     )
 
 
 def test_fit_learns_from_raw_strings(tiny_encoder):
-    model = build_purchase_model(tiny_encoder, sequence_length=32)
+    model = build(tiny_encoder)
     model.compile(keras.optimizers.Adam(1e-2), loss=keras.losses.BinaryCrossentropy(from_logits=True))
     labels = np.array([1.0, 0.0, 1.0])
-    before = model.evaluate(RAW, labels, verbose=0)
-    repeated = {key: tf.concat([value] * 10, axis=0) for key, value in RAW.items()}
+    x = raw(model.parts)
+    before = model.evaluate(x, labels, verbose=0)
+    repeated = {key: tf.concat([value] * 10, axis=0) for key, value in x.items()}
     model.fit(repeated, np.tile(labels, 10), batch_size=3, epochs=3, verbose=0)
-    assert model.evaluate(RAW, labels, verbose=0) < before / 2
+    assert model.evaluate(x, labels, verbose=0) < before / 2
+
+
+def rank_inputs(parts):
+    """One user and four candidates, the second one padding."""
+    x = {name: RAW[name][:1] for name in input_specs(parts, "user")}
+    candidates = {
+        "item": [SHOES, "", KETTLE, HEADPHONES],
+        "price": [120.0, 0.0, 30.0, np.nan],
+        "item_id": ["S1", "", "K1", "H1"],
+        "category": ["shoes", "", "kitchen", "audio"],
+        **{name: [1.0, 0.0, 4.0, 2.0] for name in (*ITEM_FEATURES, *PAIR_FEATURES)},
+    }
+    for name in input_specs(parts, "item"):
+        x[candidate_name(name)] = tf.constant([candidates[name]])
+    return x, candidates
 
 
 def test_rank_orders_by_purchase_probability_and_puts_padding_last(model):
-    candidates = tf.constant([[SHOES, "", KETTLE, HEADPHONES]])
-    prices = tf.constant([[120.0, 0.0, 30.0, np.nan]])
-    ranked = model.rank(tf.constant(["shoes"]), RAW["history"][:1], candidates, prices)
-    expected = model.predict(
-        {
-            "history": tf.repeat(RAW["history"][:1], 3, axis=0),
-            "item": tf.constant([SHOES, KETTLE, HEADPHONES]),
-            "query": tf.constant(["shoes"] * 3),
-            "price": tf.constant([120.0, 30.0, np.nan]),
-        },
-        verbose=0,
-    )["purchase_probability"]
-    np.testing.assert_allclose(ranked["scores"].numpy()[0, [0, 2, 3]], expected, atol=1e-5)
+    x, candidates = rank_inputs(model.parts)
+    ranked = model.rank(x)
+    rows = [0, 2, 3]
+    expected_inputs = {name: tf.repeat(x[name], 3, axis=0) for name in input_specs(model.parts, "user")}
+    for name in input_specs(model.parts, "item"):
+        expected_inputs[name] = tf.constant([candidates[name][i] for i in rows])
+    expected = model.predict(expected_inputs, verbose=0)["purchase_probability"]
+    np.testing.assert_allclose(ranked["scores"].numpy()[0, rows], expected, atol=1e-5)
     assert ranked["scores"].numpy()[0, 1] == -1.0
     assert ranked["ranking"].numpy()[0, -1] == 1
-    assert list(ranked["ranking"].numpy()[0, :3]) == [
-        [0, 2, 3][i] for i in np.argsort(-expected, kind="stable")
-    ]
+    assert list(ranked["ranking"].numpy()[0, :3]) == [rows[i] for i in np.argsort(-expected, kind="stable")]
 
 
 def test_two_tower_probability_follows_the_towers_cosine(tiny_encoder):
-    model = build_purchase_model(tiny_encoder, sequence_length=32, mode="two_tower")
-    outputs = model(RAW, training=False)
+    model = build(tiny_encoder, mode="two_tower")
+    x = raw(model.parts)
+    outputs = model(x, training=False)
     cosine = np.sum(outputs["user_vector"].numpy() * outputs["item_vector"].numpy(), axis=1)
     np.testing.assert_allclose(np.argsort(cosine), np.argsort(outputs["logit"].numpy()))
-    users = model.embed_users(RAW["history"], RAW["query"]).numpy()
-    items = model.embed_items(RAW["item"], RAW["price"]).numpy()
+    users = model.embed_users({k: x[k] for k in input_specs(model.parts, "user")}).numpy()
+    items = model.embed_items({k: x[k] for k in input_specs(model.parts, "item")}).numpy()
     np.testing.assert_allclose(np.sum(users * items, axis=1), cosine, atol=1e-5)
 
 
-def test_top_k_items_is_exact(tiny_encoder):
+def test_top_k_items_is_exact():
     rng = np.random.default_rng(0)
     users, items = rng.normal(size=(3, 8)).astype("float32"), rng.normal(size=(500, 8)).astype("float32")
     scores, indices = top_k_items(users, items, k=10)
@@ -107,57 +174,53 @@ def test_top_k_items_is_exact(tiny_encoder):
 
 
 def test_calibration_is_applied_to_the_logit(model):
-    raw = model(RAW, training=False)["logit"].numpy()
+    x = raw(model.parts)
+    logit = model(x, training=False)["logit"].numpy()
     model.set_calibration(0.5, -1.0)
-    outputs = model(RAW, training=False)
-    np.testing.assert_allclose(outputs["logit"].numpy(), 0.5 * raw - 1.0, atol=1e-5)
+    outputs = model(x, training=False)
+    np.testing.assert_allclose(outputs["logit"].numpy(), 0.5 * logit - 1.0, atol=1e-5)
     np.testing.assert_allclose(
-        outputs["purchase_probability"].numpy(), 1 / (1 + np.exp(-(0.5 * raw - 1.0))), atol=1e-6
+        outputs["purchase_probability"].numpy(), 1 / (1 + np.exp(-(0.5 * logit - 1.0))), atol=1e-6
     )
 
 
 def test_config_and_keras_file_round_trip(model, tmp_path):
     model.set_calibration(2.0, 0.5)
+    model.counts.adapt({name: np.arange(5, dtype=np.float32) for name in (*FEATURES, "price")})
     assert_config_round_trip(model)
-    restored = assert_keras_round_trip(model, RAW, tmp_path)
-    assert restored.mode == model.mode
+    restored = assert_keras_round_trip(model, raw(model.parts), tmp_path)  # vocabularies and statistics
+    assert restored.mode == model.mode and restored.parts == model.parts
 
 
-def test_with_an_intent_model_rank_returns_the_query_intent(tmp_path):
-    encoder = load_encoder("tiny")
+def test_with_an_intent_model_rank_returns_the_query_intent(tiny_encoder, tmp_path):
     intent = build_intent_model(load_encoder("tiny"), ["order_status", "search_product"], sequence_length=16)
-    model = build_purchase_model(encoder, sequence_length=32, intent_model=intent)
+    model = build(tiny_encoder, intent_model=intent, parts=())
     assert not intent.trainable and model.core.get_layer("query_projection").kernel.shape[0] == 64 + 128
-    ranked = model.rank(
-        tf.constant(["red shoes"]),
-        RAW["history"][:1],
-        tf.constant([[SHOES, KETTLE]]),
-        tf.constant([[1.0, 2.0]]),
-    )
+    x, _ = rank_inputs(model.parts)
+    x["query"] = tf.constant(["red shoes"])
+    ranked = model.rank(x)
     expected = intent.predict(["red shoes"], verbose=0)["probabilities"][0]
     assert ranked["intent"].numpy()[0].decode() == intent.labels[int(expected.argmax())]
     np.testing.assert_allclose(ranked["intent_confidence"].numpy()[0], expected.max(), atol=1e-5)
-    assert_keras_round_trip(model, RAW, tmp_path)
+    assert_keras_round_trip(model, raw(model.parts), tmp_path)
 
 
 def test_saved_model_signatures_match_the_keras_model(tiny_encoder, tmp_path):
-    model = build_purchase_model(tiny_encoder, sequence_length=32)  # both modes share the serving code
+    model = build(tiny_encoder)  # both modes share the serving code
     version_dir = export_saved_model(model, tmp_path / "saved_models" / "purchase")
     assert len(check_export(version_dir, model)) == 3  # ops, session loader + warm-up, outputs
     loaded = tf.saved_model.load(str(version_dir))
-    assert {"serving_default", "purchase_probability", "embed_user", "embed_item", "rank"} <= set(
-        loaded.signatures
-    )
-    expected = model(RAW, training=False)
-    served = loaded.signatures["purchase_probability"](**RAW)
+    signatures = loaded.signatures
+    assert {"serving_default", "purchase_probability", "embed_user", "embed_item", "rank"} <= set(signatures)
+    x = raw(model.parts)
+    expected = model(x, training=False)
+    served = signatures["purchase_probability"](**x)
     np.testing.assert_allclose(served["purchase_probability"], expected["purchase_probability"], atol=1e-5)
-    user = loaded.signatures["embed_user"](history=RAW["history"], query=RAW["query"])["user_vector"]
+    user = signatures["embed_user"](**{k: x[k] for k in input_specs(model.parts, "user")})["user_vector"]
     np.testing.assert_allclose(user, expected["user_vector"], atol=1e-5)
-    item = loaded.signatures["embed_item"](item=RAW["item"], price=RAW["price"])["item_vector"]
+    item = signatures["embed_item"](**{k: x[k] for k in input_specs(model.parts, "item")})["item_vector"]
     np.testing.assert_allclose(item, expected["item_vector"], atol=1e-5)
-    candidates, prices = tf.constant([[SHOES, KETTLE, ""]]), tf.constant([[1.0, 2.0, 3.0]])
-    args = (tf.constant(["shoes"]), RAW["history"][:1], candidates, prices)
-    served = loaded.signatures["rank"](
-        query=args[0], history=args[1], candidates=args[2], candidate_price=args[3]
+    ranking, _ = rank_inputs(model.parts)
+    np.testing.assert_allclose(
+        signatures["rank"](**ranking)["scores"], model.rank(ranking)["scores"], atol=1e-5
     )
-    np.testing.assert_allclose(served["scores"], model.rank(*args)["scores"], atol=1e-5)

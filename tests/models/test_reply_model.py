@@ -64,6 +64,18 @@ def test_fit_with_in_batch_negatives_learns_the_pairs(model):
     assert [r.decode() for r in chosen["reply"].numpy()] == PAIRS["reply"]  # slots filled from the context
 
 
+def test_an_untrained_model_scores_as_the_pretrained_encoder_does(model):
+    """Identity projections: before training, scores are the encoder's own mean-pooled cosines."""
+    from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
+    from ecomrec_tf.preprocessing import TextPreprocessor
+
+    encoder = SentenceEncoder(model.backbone, TextPreprocessor(model.preprocessor.tokenizer, 32))
+    replies = tf.constant(PAIRS["reply"])
+    expected = tf.math.l2_normalize(encoder(replies)[0], axis=-1)
+    assert model.vector_dim is None and model.embed_replies(replies).shape == (4, model.backbone.hidden_dim)
+    np.testing.assert_allclose(model.embed_replies(replies), expected, atol=1e-5)
+
+
 def test_unfillable_templates_are_skipped_and_nothing_is_invented(model):
     out = model.reply(tf.constant(["[customer] where is my order", "[customer] order #7654321"]), k=4)
     ids = out["reply_ids"].numpy()

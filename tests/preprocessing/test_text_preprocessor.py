@@ -97,3 +97,14 @@ def test_conversations_can_lose_their_oldest_tokens_instead(tiny_encoder):
     np.testing.assert_array_equal(start[1], end[1])  # short texts are not cut at all
     with pytest.raises(ValueError, match="truncate must be"):
         TextPreprocessor(tiny_encoder.tokenizer, truncate="middle")
+
+
+def test_the_fitted_sequence_length_holds_most_texts_whole(tiny_encoder):
+    from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length
+
+    texts = ["shoes " * n for n in range(1, 101)]  # n words -> n + 2 tokens with [CLS] and [SEP]
+    length, cut = fitting_sequence_length(tiny_encoder.tokenizer, texts, percentile=95)
+    assert length == 104 and cut == 0.0  # the 95th percentile, 97.05, rounded up to a multiple of 8
+    length, cut = fitting_sequence_length(tiny_encoder.tokenizer, texts, limit=48)
+    assert length == 48 and cut == pytest.approx(0.54)  # 54 texts need more than 48
+    assert fitting_sequence_length(tiny_encoder.tokenizer, ["hi"])[0] == 8

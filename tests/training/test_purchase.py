@@ -5,18 +5,12 @@ import numpy as np
 import pytest
 
 from ecomrec_tf.data import DataError
+from ecomrec_tf.data.purchase_data import VectorCache, read_purchase_data
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
 from ecomrec_tf.data.task_datasets import purchase_dataset
+from ecomrec_tf.evaluation.purchase import predict_probabilities
 from ecomrec_tf.training import Trainer, make_optimizer
-from ecomrec_tf.training.purchase import (
-    VectorCache,
-    calibrate,
-    predict_probabilities,
-    purchase_task,
-    read_purchase_data,
-    train_purchase,
-    update_purchase,
-)
+from ecomrec_tf.training.purchase import calibrate, purchase_task, train_purchase, update_purchase
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +31,13 @@ def trained(shop, tmp_path_factory):
         epochs=2,
         batch_size=64,
         sequence_length=32,
+        catalog_negatives=1,
         verbose=0,
     )
     return model, result, run_dir
 
 
-def test_train_writes_the_run_and_reports_model_and_baselines(trained):
+def test_train_writes_the_run_and_reports_model_and_baselines(trained, shop):
     model, result, run_dir = trained
     for name in (
         "model.keras",
@@ -54,16 +49,25 @@ def test_train_writes_the_run_and_reports_model_and_baselines(trained):
         "test_reliability.png",
     ):
         assert (run_dir / name).is_file(), name
-    assert {"model", "popularity", "logistic_regression", "logistic_regression_cross", "oracle"} <= set(
-        result
-    )
-    for name in ("model", "logistic_regression", "oracle"):
+    baselines = {
+        "popularity",
+        "logistic_regression",
+        "logistic_regression_cross",
+        "logistic_regression_counts",
+    }
+    assert {"model", "user_item_bias", "oracle", *baselines} <= set(result)
+    for name in ("model", "logistic_regression", "user_item_bias", "oracle"):
         metrics = result[name]
         assert 0 <= metrics["auc"] <= 1 and metrics["log_loss"] > 0 and 0 <= metrics["ece"] <= 1
         assert {"ndcg@10", "recall@10", "mrr"} <= set(metrics)
     assert result["oracle"]["auc"] > 0.7  # the generator's own probabilities rank well
     assert math.isfinite(result["gap_closed"])
     assert json.loads((run_dir / "test_purchase_metrics.json").read_text())["model"] == result["model"]
+    # Reported metrics hold real views only; the training device's catalog negatives are apart.
+    data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl", catalog_negatives=1)
+    assert result["model"]["examples"] == len(data.scored("test")) < len(data.splits["test"])
+    assert result["with_catalog_negatives"]["model"]["examples"] == len(data.splits["test"])
+    assert {"new_items", "new_users"} == set(result["cold_start"])
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.rglob("*"))  # TensorBoard
 
 
@@ -74,7 +78,7 @@ def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop
     cache = VectorCache(model, data.items, {e["query"] or "" for e in examples}, progress=False)
     from_cache = predict_probabilities(model, cache, examples)
     from_strings = model.predict(
-        purchase_dataset(examples, data.items, batch_size=16, bucket=False), verbose=0
+        purchase_dataset(examples, data.items, batch_size=16, bucket=False, inputs=model.input), verbose=0
     )
     np.testing.assert_allclose(from_cache, from_strings["purchase_probability"], atol=1e-5)
 
@@ -121,23 +125,12 @@ def test_update_needs_events_on_both_sides_of_since(trained, shop, tmp_path):
 def test_the_distributed_loop_trains_the_purchase_task(trained, shop, tmp_path):
     model = trained[0]
     data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
-    cache = VectorCache(
-        model, data.items, {e["query"] or "" for s in data.splits.values() for e in s}, progress=False
-    )
+    cache = VectorCache(model, data.items, data.queries(), progress=False)
     task = purchase_task(model, cache, data.splits["train"], data.splits["valid"], batch_size=64)
     before = Trainer(task, make_optimizer(1e-3, 10)).evaluate(task)
     history = Trainer(task, make_optimizer(3e-3, 40)).fit(epochs=1, run_dir=tmp_path, verbose=0)
     assert history["val_purchase_loss"][-1] < before["purchase_loss"]
     assert "val_purchase_auc" in history
-
-
-def test_events_without_purchases_are_an_error_naming_the_file(tmp_path):
-    (tmp_path / "items.jsonl").write_text('{"item_id": "A", "title": "a kettle", "category": "kitchen"}\n')
-    (tmp_path / "events.jsonl").write_text(
-        '{"user_id": "u", "item_id": "A", "timestamp": 1, "event": "view"}\n'
-    )
-    with pytest.raises(DataError, match="events.jsonl: no view followed by a purchase"):
-        read_purchase_data(tmp_path / "items.jsonl", tmp_path / "events.jsonl")
 
 
 @pytest.mark.parametrize(
@@ -162,12 +155,12 @@ def test_with_an_intent_model_cached_vectors_still_match_raw_strings(shop):
     from ecomrec_tf.models import build_intent_model, build_purchase_model
 
     intent = build_intent_model(load_encoder("tiny"), ["order_status", "search_product"], sequence_length=16)
-    model = build_purchase_model(load_encoder("tiny"), sequence_length=32, intent_model=intent)
+    model = build_purchase_model(load_encoder("tiny"), sequence_length=32, intent_model=intent, parts=())
     data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
     examples = [e for e in data.splits["test"] if e["query"]][:20] + data.splits["test"][:5]
     cache = VectorCache(model, data.items, {e["query"] or "" for e in examples}, progress=False)
     assert cache.query_intents.shape == (len(cache.queries), 128)
     from_cache = predict_probabilities(model, cache, examples)
-    batches = purchase_dataset(examples, data.items, batch_size=8, bucket=False)
+    batches = purchase_dataset(examples, data.items, batch_size=8, bucket=False, inputs=model.input)
     from_strings = model.predict(batches, verbose=0)["purchase_probability"]
     np.testing.assert_allclose(from_cache, from_strings, atol=1e-5)

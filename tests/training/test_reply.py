@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import keras
+import numpy as np
 import pytest
 
 from ecomrec_tf.data import DataError
@@ -9,7 +11,14 @@ from ecomrec_tf.data.readers import read_dialogues, split_file
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
 from ecomrec_tf.training import Trainer
 from ecomrec_tf.training.optimizer import make_optimizer
-from ecomrec_tf.training.reply import evaluate_reply, read_reply_bank, reply_tasks, train_reply
+from ecomrec_tf.training.reply import (
+    bank_from_replies,
+    evaluate_reply,
+    items_slot_extractor,
+    read_reply_bank,
+    reply_tasks,
+    train_reply,
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +50,29 @@ def trained(dialogue_files, tmp_path_factory):
 def test_train_then_evaluate_beside_the_tfidf_baseline(dialogue_files, trained, tmp_path):
     model, history, run_dir = trained
     assert (run_dir / "model.keras").is_file() and (run_dir / "curves.png").is_file()
-    assert {"val_logits_in_batch_accuracy", "next_token_logits_loss", "logits_loss"} <= set(history)
+    assert {"val_logits_in_batch_accuracy", "next_token_logits_loss", "logits_loss", "val_mrr"} <= set(
+        history
+    )
     assert history["loss"][1] < history["loss"][0]  # it learns (the schedule knows the epoch's steps)
     assert history["next_token_logits_loss"][1] < history["next_token_logits_loss"][0]
+    assert max(history["val_mrr"]) > history["untrained_val_mrr"][0]  # it beats where it started
     result = evaluate_reply(model, dialogue_files["test"], dialogue_files["train"], tmp_path, examples=3,
-                            decoding="greedy")  # fmt: skip
+                            decoding="greedy", zero_shot="tiny")  # fmt: skip
     for name in ("dual_encoder", "tfidf"):
         metrics = result[name]
         assert 0 <= metrics["recall@1"] <= metrics["recall@5"] <= 1 and 0 < metrics["mrr"] <= 1
         assert 0 <= metrics["bleu"] <= 100 and 0 <= metrics["rouge_l"] <= 1
+    for name in ("bm25", "zero_shot"):
+        assert 0 <= result[name]["recall@1"] <= result[name]["recall@5"] <= 1 and 0 < result[name]["mrr"] <= 1
     assert result["tfidf"]["recall@1"] > 0.2  # the baseline works on the shop's phrasing
-    replies = {json.loads(line)["reply"] for f in ("train", "test") for line in dialogue_files[f].open()}
-    assert result["dual_encoder"]["candidates"] == min(100, len(replies))  # topped up from training replies
+    assert result["bm25"]["recall@1"] > 5 / result["bm25"]["candidates"]  # far above a random guess
+    references = {json.loads(line)["reply"] for line in dialogue_files["test"].open()}
+    assert result["distinct_replies"] == min(
+        100, len(references | {json.loads(line)["reply"] for line in dialogue_files["train"].open()})
+    )
+    # The bank is the training file's own replies, with order numbers as slots.
+    bank = {r["text"] for r in model.reply_bank}
+    assert any("{order_id}" in text for text in bank) and not any("#" in text for text in bank)
     assert len(result["examples"]) == 3 and all(e["reply"] and e["generated"] for e in result["examples"])
     generated = result["generated"]
     assert (
@@ -70,6 +90,42 @@ def test_the_distributed_loop_trains_retrieval_and_generation_tasks(dialogue_fil
     history = Trainer(tasks, make_optimizer(1e-3, 10)).fit(epochs=1, run_dir=tmp_path, verbose=0)
     assert history["val_generation_loss"][-1] < before["generation_loss"]
     assert "val_reply_in_batch_accuracy" in history
+
+
+def test_a_bank_from_training_replies_templates_the_values_it_finds(tmp_path):
+    (tmp_path / "items.jsonl").write_text(
+        '{"item_id": "1", "title": "Acme Pro 2 kettle, white", "category": "kitchen"}\n'
+    )
+    dialogues = [
+        {"context": ["where is #1234567"], "reply": "Order #1234567 ships today.", "intent": "order_status"},
+        {"context": ["and #7654321"], "reply": "Order #7654321 ships today.", "intent": "order_status"},
+        {"context": ["eh"], "reply": "Order #7654321 ships today.", "intent": "other"},
+        {"context": ["kettle?"], "reply": "The Acme Pro 2 kettle is in stock {today}.", "intent": ""},
+        {"context": ["hi"], "reply": "Hello!", "intent": "greeting"},
+    ]
+    bank = bank_from_replies(dialogues, items_slot_extractor(tmp_path / "items.jsonl"))
+    assert bank == [
+        {"text": "Hello!", "intent": "greeting"},
+        {"text": "Order {order_id} ships today.", "intent": "order_status"},  # one template, the usual intent
+        {"text": "The {product} is in stock {{today}}.", "intent": ""},  # literal braces stay literal
+    ]
+    assert [r["text"] for r in bank_from_replies(dialogues[:1], items_slot_extractor(None))] == [
+        "Order {order_id} ships today."
+    ]
+
+
+def test_training_never_ends_below_the_untrained_encoder(dialogue_files, tmp_path):
+    """A learning rate that wrecks the encoder: the run keeps the weights it started from."""
+    from ecomrec_tf.encoders import load_encoder
+
+    model, history = train_reply(dialogue_files["train"], dialogue_files["valid"], tmp_path, encoder="tiny",
+                                 epochs=1, batch_size=16, sequence_length=32, train_top_layers=None,
+                                 decoder_layers=0, learning_rate=50.0, patience=None, verbose=0)  # fmt: skip
+    assert history["val_mrr"][0] < history["untrained_val_mrr"][0]
+    keras.utils.set_random_seed(0)  # train_reply's seed: the same random start
+    start = load_encoder("tiny").backbone
+    for trained, initial in zip(model.backbone.weights, start.weights):
+        np.testing.assert_array_equal(trained.numpy(), initial.numpy())
 
 
 def test_a_reply_bank_file_and_its_errors(tmp_path):
