@@ -100,7 +100,7 @@ def purchase_rows(folder: Path, runs: Path, ablation: bool) -> tuple[dict[str, d
     rows = {k: v for k, v in result.items() if isinstance(v, dict) and "auc" in v}
     rows = {"model (hybrid, attention)": rows.pop("model"), **rows}
     cold = {
-        name: {k: v["auc"] for k, v in subset.items() if "auc" in v}
+        name: {k: v["auc"] for k, v in subset.items() if isinstance(v, dict)}
         | {"examples": subset.get("model", subset)["examples"]}
         for name, subset in result["cold_start"].items()
     }
@@ -119,17 +119,6 @@ def reply_rows(folder: Path, runs: Path) -> dict[str, dict]:
         "bm25": "BM25",
     }
     return {label: result[key] for key, label in names.items()}
-
-
-def print_table(name: str, rows: dict[str, dict], columns: list[str]) -> None:
-    print(f"\n{name}")
-    width = max(len(row) for row in rows) + 2
-    print(" " * width + "".join(f"{c:>11}" for c in columns))
-    for row, metrics in rows.items():
-        print(
-            f"{row:<{width}}"
-            + "".join(f"{metrics[c]:>11.4f}" if c in metrics else f"{'':>11}" for c in columns)
-        )
 
 
 def main() -> None:
@@ -164,8 +153,11 @@ def main() -> None:
     print(
         f"\ndata: {args.data} (MANIFEST.json sha256 {hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]})"
     )
+    from ecomrec_tf.cli import _print_table
+
     for name, (rows, columns) in tables.items():
-        print_table(f"{name}, test split", rows, columns)
+        print(f"\n{name}, test split")
+        _print_table(rows, columns)
     for name, facts in extra.items():
         print(f"\n{name}: {json.dumps(facts, indent=2)}")
     (runs / "real_data.json").write_text(

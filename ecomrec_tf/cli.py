@@ -173,6 +173,7 @@ def cmd_train_purchase(args) -> None:
         encoder=args.encoder,
         mode=args.mode,
         parts=_parts(args.parts),
+        id_l2=args.id_l2,
         catalog_negatives=args.catalog_negatives,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -496,30 +497,39 @@ def _optional_int(value: str) -> int | None:
     return None if value in ("none", "auto", "all") else int(value)
 
 
-def _add_training_options(
-    parser: argparse.ArgumentParser,
-    epochs: int = INTENT["epochs"],
-    patience: int | None = INTENT["patience"],
-    top_layers: int | None = None,
-    sequence_length: int | None = None,
-) -> None:
-    parser.add_argument("--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder")
-    parser.add_argument("--epochs", type=int, default=epochs, help=f"most epochs; default {epochs}")
-    parser.add_argument("--batch-size", type=int, default=INTENT["batch_size"])
-    parser.add_argument("--learning-rate", type=float, default=INTENT["learning_rate"])
+def _add_run_options(parser: argparse.ArgumentParser, defaults: dict, monitor: str, sequence: str) -> None:
+    """The options every `train` command shares: schedule, early stopping, seed and run folder."""
+    schedule = (
+        ("--epochs", int, "most epochs"),
+        ("--batch-size", int, "examples per step"),
+        ("--learning-rate", float, "peak learning rate (AdamW, warm-up, decay)"),
+    )
+    for option, kind, help_ in schedule:
+        default = defaults[option[2:].replace("-", "_")]
+        parser.add_argument(option, type=kind, default=default, help=f"{help_}; default {default}")
+    length = defaults.get("sequence_length")
     parser.add_argument(
         "--sequence-length",
-        type=_optional_int,
-        default=sequence_length,
-        help="max tokens per text, longer is cut; 'auto' (default): the training texts' 95th percentile",
+        type=int if length else _optional_int,  # None: fitted to the training texts
+        default=length,
+        help=f"{sequence}; default {length or 'auto (the training texts 95th percentile of token lengths)'}",
     )
+    patience = defaults["patience"]
     parser.add_argument(
         "--patience",
         type=_optional_int,
         default=patience,
-        help=f"stop after this many epochs without a better validation macro-F1, keeping the best "
+        help=f"stop after this many epochs without a better validation {monitor}, keeping the best "
         f"('none': train every epoch); default {patience}",
     )
+    parser.add_argument("--seed", type=int, default=0, help="data order, initialisation, dropout; default 0")
+    parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
+    parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+
+
+def _add_training_options(parser: argparse.ArgumentParser, top_layers: int | None = None, **overrides):
+    parser.add_argument("--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder")
+    _add_run_options(parser, INTENT | overrides, "macro-F1", "max tokens per text, longer is cut")
     parser.add_argument(
         "--class-weight",
         choices=["balanced", "none"],
@@ -535,9 +545,6 @@ def _add_training_options(
     )
     parser.add_argument("--lora-rank", type=int, default=None, help="train LoRA factors of this rank instead")
     parser.add_argument("--layer-decay", type=float, default=1.0, help="layer-wise learning-rate decay")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
-    parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -548,7 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Measured on the default data: training MiniLM's top 3 of 6 layers generalises better to unseen
     # phrasings than full fine-tuning, and accuracy on unseen phrasings still rises in the 4th epoch
     # (validation loss does not show it, so no early stopping by default).
-    _add_training_options(quick, epochs=4, patience=None, top_layers=3, sequence_length=64)
+    _add_training_options(quick, top_layers=3, epochs=4, patience=None, sequence_length=64)
     quick.add_argument(
         "--base-dir", default="saved_models", help="SavedModels go to BASE_DIR/intent/<version>"
     )
@@ -622,6 +629,12 @@ def build_parser() -> argparse.ArgumentParser:
         "'ids', 'counts' or 'text' (texts only)",
     )
     train_purchase.add_argument(
+        "--id-l2",
+        type=float,
+        default=PURCHASE["id_l2"],
+        help=f"activity L2 on the id embeddings (weaker: ids memorise users); default {PURCHASE['id_l2']}",
+    )
+    train_purchase.add_argument(
         "--history-size", type=int, default=PURCHASE["history_size"], help="most recent items per user"
     )
     train_purchase.add_argument(
@@ -636,28 +649,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train_purchase.add_argument("--json", action="store_true", help="print metrics as JSON")
     train_purchase.add_argument("--encoder", default="minilm-l6", help="frozen text encoder (as for intent)")
-    train_purchase.add_argument("--epochs", type=int, default=PURCHASE["epochs"])
-    train_purchase.add_argument("--batch-size", type=int, default=PURCHASE["batch_size"])
-    train_purchase.add_argument("--learning-rate", type=float, default=PURCHASE["learning_rate"])
-    train_purchase.add_argument(
-        "--sequence-length", type=int, default=PURCHASE["sequence_length"], help="max tokens per item text"
-    )
-    train_purchase.add_argument(
-        "--patience",
-        type=_optional_int,
-        default=PURCHASE["patience"],
-        help="stop after this many epochs without a better validation AUC, keeping the best",
-    )
-    train_purchase.add_argument("--seed", type=int, default=0)
+    _add_run_options(train_purchase, PURCHASE, "AUC", "max tokens per item text")
     train_purchase.add_argument(
         "--until",
         type=int,
         default=None,
         help="Unix time: use only earlier examples (then `update purchase`)",
-    )
-    train_purchase.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
-    train_purchase.add_argument(
-        "--run-name", default=None, help="folder under --runs-dir; reuse it to resume"
     )
     train_purchase.set_defaults(func=cmd_train_purchase)
 
@@ -709,30 +706,14 @@ def build_parser() -> argparse.ArgumentParser:
     train_reply.add_argument(
         "--encoder", default="minilm-l6", help="minilm-l6, tiny, small, or a HF BERT folder"
     )
-    train_reply.add_argument("--epochs", type=int, default=REPLY["epochs"])
-    train_reply.add_argument(
-        "--batch-size", type=int, default=REPLY["batch_size"], help="also the in-batch negatives + 1"
-    )
-    train_reply.add_argument("--learning-rate", type=float, default=REPLY["learning_rate"])
-    train_reply.add_argument(
-        "--sequence-length", type=int, default=REPLY["sequence_length"], help="max tokens of a context"
-    )
+    _add_run_options(train_reply, REPLY, "MRR (the untrained encoder when no epoch beats it)",
+                     "max tokens of a context")  # fmt: skip
     train_reply.add_argument(
         "--train-top-layers",
         type=_optional_int,
         default=REPLY["train_top_layers"],
         help=f"fine-tune only the top K encoder layers, or 'all'; default {REPLY['train_top_layers']}",
     )
-    train_reply.add_argument(
-        "--patience",
-        type=_optional_int,
-        default=REPLY["patience"],
-        help="stop after this many epochs without a better validation MRR, keeping the best (and "
-        "the untrained encoder when no epoch beats it)",
-    )
-    train_reply.add_argument("--seed", type=int, default=0)
-    train_reply.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
-    train_reply.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
     train_reply.set_defaults(func=cmd_train_reply)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a model").add_subparsers(

@@ -145,8 +145,9 @@ def small_shop(tmp_path_factory):
 def test_train_evaluate_update_and_export_purchase(small_shop, tmp_path, capsys):
     files = ["--items", str(small_shop / "items.jsonl"), "--events", str(small_shop / "events.jsonl")]
     code = main(["train", "purchase", *files, "--encoder", "tiny", "--epochs", "1", "--sequence-length", "32",
-                 "--runs-dir", str(tmp_path), "--run-name", "p"])  # fmt: skip
+                 "--id-l2", "0.5", "--runs-dir", str(tmp_path), "--run-name", "p"])  # fmt: skip
     assert code == 0
+    assert json.loads((tmp_path / "p" / "config.json").read_text())["id_l2"] == 0.5
     printed = capsys.readouterr().out
     assert "logistic_regression" in printed and "oracle" in printed and "share of the AUC gap" in printed
 

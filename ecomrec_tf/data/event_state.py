@@ -17,6 +17,7 @@ from collections import Counter, OrderedDict, deque
 # Purchases within this many seconds after a view make that view a purchased one.
 LABEL_WINDOW = 86_400
 WINDOWS = (5, 50)  # the user's recent views, for recent purchase rates
+SESSION_GAP = 30 * 60  # seconds between views that end a session, the usual web-analytics definition
 HISTORY_EVENTS = ("click", "cart", "purchase")  # what puts an item in a user's history
 
 USER_FEATURES = {
@@ -124,9 +125,13 @@ class EventState:
             "user_mean_price": user.spent / user.priced if user.priced else math.nan,
         }
 
-    def item_features(self, user_id: str, item_id: str) -> dict[str, float]:
-        """`ITEM_FEATURES` and `PAIR_FEATURES` of a candidate item for the user."""
-        categories = self.users.get(user_id, NEW_USER).categories
+    def item_features(
+        self, user_id: str, item_id: str, categories: Counter | None = None
+    ) -> dict[str, float]:
+        """`ITEM_FEATURES` and `PAIR_FEATURES` of a candidate item for the user (`categories`: the
+        user's counts by category to use instead of the current ones, e.g. a `snapshot`'s)."""
+        if categories is None:
+            categories = self.users.get(user_id, NEW_USER).categories
         category = self.items[item_id]["category"]
         return {
             "item_views": float(self.item_views[item_id]),
@@ -134,6 +139,12 @@ class EventState:
             "category_views": float(categories[category, "view"]),
             "category_purchases": float(categories[category, "purchase"]),
         }
+
+    def snapshot(self, user_id: str, now: int) -> tuple[dict[str, float], list[str], Counter]:
+        """What is known of the user at `now`, to score several candidates with (a ranked page):
+        `(user_features, history, counts by category)`."""
+        categories = Counter(self.users.get(user_id, NEW_USER).categories)
+        return self.user_features(user_id, now), self.history(user_id), categories
 
     def features(self, user_id: str, item_id: str, now: int) -> dict[str, float]:
         """All `FEATURES` for the user and candidate item at time `now`."""

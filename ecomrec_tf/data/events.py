@@ -128,6 +128,7 @@ def purchase_examples(
     catalog_negatives: int = 0,
     seed: int = 0,
     earlier: list[dict] | tuple = (),
+    session_gap: int | None = None,
 ) -> list[dict]:
     """Purchase examples from events: one per view, labelled by whether the user bought the item.
 
@@ -144,6 +145,11 @@ def purchase_examples(
     `catalog_negatives` (a training device, never for evaluation) adds, for each positive, that many
     random catalog items the user never touched, as negatives at the same moment (`catalog_negative`
     True).
+
+    With `session_gap` (seconds), every view of a session (the user's views with less than
+    `session_gap` between consecutive ones) instead gets the user's history, counts and category
+    counts as they were at the session's first view: candidates ranked on one page are scored with
+    one state of the user, as `rank` serves them, so ranking metrics compare like with like.
 
     Returns:
         Examples `{user_id, item_id, timestamp, history, query, label, features, catalog_negative}`,
@@ -162,6 +168,7 @@ def purchase_examples(
         if event["event"] == "purchase":
             bought_at[event["user_id"], event["item_id"]].append(event["timestamp"])
     examples = []
+    sessions: dict[str, tuple] = {}  # user -> (last view time, snapshot at the session's first view)
     start = 0
     while start < len(events):
         time = events[start]["timestamp"]
@@ -173,16 +180,24 @@ def purchase_examples(
                 continue
             user_id, item_id = event["user_id"], event["item_id"]
             label = int(any(time <= t <= time + LABEL_WINDOW for t in bought_at[user_id, item_id]))
-            user = state.user_features(user_id, time)
-            base = {"user_id": user_id, "timestamp": time, "history": state.history(user_id),
+            categories = None
+            if session_gap is None:
+                user, history = state.user_features(user_id, time), state.history(user_id)
+            else:
+                last, snapshot = sessions.get(user_id, (None, None))
+                if last is None or time - last >= session_gap:
+                    snapshot = state.snapshot(user_id, time)
+                sessions[user_id] = (time, snapshot)
+                user, history, categories = snapshot
+            base = {"user_id": user_id, "timestamp": time, "history": history,
                     "query": event["query"], "catalog_negative": False}  # fmt: skip
-            features = {**user, **state.item_features(user_id, item_id)}
+            features = {**user, **state.item_features(user_id, item_id, categories)}
             examples.append({**base, "item_id": item_id, "label": label, "features": features})
             if label:
                 for _ in range(catalog_negatives):
                     negative = rng.choice(catalog)
                     if negative not in touched[user_id]:
-                        features = {**user, **state.item_features(user_id, negative)}
+                        features = {**user, **state.item_features(user_id, negative, categories)}
                         examples.append({**base, "item_id": negative, "label": 0, "features": features,
                                          "catalog_negative": True})  # fmt: skip
         for event in events[start:end]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.data.event_state import SESSION_GAP
 from ecomrec_tf.data.events import EventsReport, purchase_examples, read_events, read_items, split_by_time
 from ecomrec_tf.data.readers import DataError
 from ecomrec_tf.data.task_datasets import item_text, purchase_columns
@@ -23,13 +24,17 @@ class PurchaseData:
     """Items, purchase examples by split and what reading the events found.
 
     `splits["train"]` may hold catalog negatives (`catalog_negative` True, a training device);
-    `scored(split)` is what every reported metric uses: real views only.
+    `scored(split)` is what every reported metric uses: real views only. `sessions[split]` holds
+    the same views of the valid and test splits, in the same order, with the user's state frozen at
+    each session's first view (`events.purchase_examples(session_gap=...)`): what ranking metrics
+    score, as `rank` serves a page of candidates with one state of the user.
     """
 
     items: dict[str, dict]
     splits: dict[str, list[dict]]
     report: EventsReport
     shop_dir: Path
+    sessions: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
 
     def scored(self, split: str) -> list[dict]:
         """The split's real views, without catalog negatives."""
@@ -91,12 +96,16 @@ def read_purchase_data(
         report.merge(part)
         return events
 
-    def examples(events, earlier=()) -> list[dict]:
-        return purchase_examples(events, items, history_size, catalog_negatives, seed, earlier=earlier)
+    def examples(events, earlier=(), session_gap=None) -> list[dict]:
+        negatives = 0 if session_gap else catalog_negatives
+        return purchase_examples(events, items, history_size, negatives, seed, earlier, session_gap)
 
+    sessions = {}
     if history_events:
         earlier = [event for path in history_events for event in read(path)]
-        splits = {"train": examples(earlier), "test": examples(read(events_file), earlier)}
+        scored = read(events_file)
+        splits = {"train": examples(earlier), "test": examples(scored, earlier)}
+        sessions["test"] = examples(scored, earlier, SESSION_GAP)
     else:
         events = read(events_file)
         train = examples(events)
@@ -108,13 +117,28 @@ def read_purchase_data(
             0.0 if test_events or valid_events else test_fraction,
         )
         splits = split_by_time(train, *fractions)
+        cut = [split for split in ("valid", "test") if splits[split]]
+        if cut:
+            frozen = examples(events, session_gap=SESSION_GAP)
+            for split in cut:
+                first, last = splits[split][0]["timestamp"], splits[split][-1]["timestamp"]
+                sessions[split] = [e for e in frozen if first <= e["timestamp"] <= last]
         if valid_events:
             splits["valid"] = examples(later[0], events)
+            sessions["valid"] = examples(later[0], events, SESSION_GAP)
         if test_events:
-            splits["test"] = examples(later[-1], events + (later[0] if valid_events else []))
+            earlier = events + (later[0] if valid_events else [])
+            splits["test"], sessions["test"] = (
+                examples(later[-1], earlier),
+                examples(later[-1], earlier, SESSION_GAP),
+            )
     if not any(example["label"] for example in splits["train"]):
         raise DataError(f"{events_file}: no view followed by a purchase: nothing to learn P(purchase) from")
-    return PurchaseData(items, splits, report, Path(items_file).parent)
+    data = PurchaseData(items, splits, report, Path(items_file).parent, sessions)
+    for split, frozen in sessions.items():  # one frozen example per scored view, in the same order
+        keys = [(e["user_id"], e["item_id"], e["timestamp"]) for e in data.scored(split)]
+        assert keys == [(e["user_id"], e["item_id"], e["timestamp"]) for e in frozen], split
+    return data
 
 
 class VectorCache:

@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn import metrics
 
+from ecomrec_tf.data.event_state import SESSION_GAP
 from ecomrec_tf.evaluation.baselines import (
     counts_logistic_regression_scores,
     id_bias_scores,
@@ -18,8 +19,6 @@ from ecomrec_tf.evaluation.baselines import (
     popularity_scores,
 )
 from ecomrec_tf.evaluation.classification import finish_figure
-
-SESSION_GAP = 30 * 60  # seconds of inactivity that end a session, the usual web-analytics definition
 
 
 def session_ids(examples: Sequence[dict], gap: int = SESSION_GAP) -> np.ndarray:
@@ -146,10 +145,12 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
     and with hand-made cross features, logistic regression on the model's own count features, a
     user + item bias model (C chosen on valid), and on a generated shop the generator's true
     probabilities (the oracle; `gap_closed` is the share of the AUC gap between logistic regression
-    on simple features and the oracle that the model closes). `cold_start` reports the same on the
-    examples whose item (`new_items`) or user (`new_users`) the train split never shows. Catalog
-    negatives, when the split has them, are reported apart (`with_catalog_negatives`), never mixed
-    into the main numbers.
+    on simple features and the oracle that the model closes). AUC, log loss and ECE score every view
+    with what was known just before it; NDCG@10, Recall@10 and MRR rank each session's views with
+    the user's state at the session's first view (`data.sessions`), as a page of candidates is
+    ranked. `cold_start` reports the same on the examples whose item (`new_items`) or user
+    (`new_users`) the train split never shows. Catalog negatives, when the split has them, are
+    reported apart (`with_catalog_negatives`), never mixed into the main numbers.
 
     Args:
         model: a trained `PurchaseModel`.
@@ -167,8 +168,16 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
     cache = cache or VectorCache(model, data.items, data.queries(), progress=progress)
     train = data.scored("train")
     valid = data.scored("valid") if split != "valid" and data.splits.get("valid") else None
-    scores = _all_scores(model, cache, data, train, valid, examples)
-    result = _metrics_by_name(examples, scores)
+    frozen = data.sessions.get(split)
+    negatives = [e for e in data.splits[split] if e["catalog_negative"]]
+    parts = [examples, frozen or [], negatives]
+    everything = _all_scores(model, cache, data, train, valid, [e for part in parts for e in part])
+    bounds = np.cumsum([0] + [len(part) for part in parts])
+    scores, frozen_scores, negative_scores = (
+        {name: values[bounds[i] : bounds[i + 1]] for name, values in everything.items()} for i in range(3)
+    )
+    ranking = (frozen, frozen_scores) if frozen else None
+    result = _metrics_by_name(examples, scores, ranking)
     if "oracle" in scores:
         base = result["logistic_regression"]["auc"]
         result["gap_closed"] = (result["model"]["auc"] - base) / max(result["oracle"]["auc"] - base, 1e-9)
@@ -184,11 +193,9 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
             if len(labels) == 2
             else {"examples": len(rows)}
         )
-    negatives = [e for e in data.splits[split] if e["catalog_negative"]]
     if negatives:
-        mixed = examples + negatives
         result["with_catalog_negatives"] = _metrics_by_name(
-            mixed, _all_scores(model, cache, data, train, valid, mixed)
+            examples + negatives, {k: np.concatenate([scores[k], negative_scores[k]]) for k in scores}
         )
     result["split"] = split
     out_dir = Path(out_dir)
@@ -202,6 +209,7 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
 
 
 def _all_scores(model, cache, data, train, valid, examples) -> dict[str, np.ndarray]:
+    """The model's and every baseline's scores for `examples`, the baselines fitted on `train`."""
     scores = {
         "model": predict_probabilities(model, cache, examples),
         "popularity": popularity_scores(train, examples),
@@ -216,11 +224,19 @@ def _all_scores(model, cache, data, train, valid, examples) -> dict[str, np.ndar
     return scores
 
 
-def _metrics_by_name(examples: list[dict], scores: dict[str, np.ndarray]) -> dict[str, dict]:
-    labels, groups = np.array([e["label"] for e in examples]), session_ids(examples)
+def _metrics_by_name(examples: list[dict], scores: dict[str, np.ndarray], ranking=None) -> dict[str, dict]:
+    """`purchase_metrics` of each named score; ranking metrics per session from `ranking`
+    (`(examples, scores)` with the user's state frozen per session) when given."""
+    labels = np.array([e["label"] for e in examples])
     result = {}
     for name, score in scores.items():
         if name == "popularity":  # a ranking, not a probability: AUC and ranking metrics only
             score = score / max(score.max(), 1e-9)
-        result[name] = purchase_metrics(labels, score, groups)
+        if ranking is None:
+            result[name] = purchase_metrics(labels, score, session_ids(examples))
+        else:
+            frozen, frozen_scores = ranking
+            result[name] = purchase_metrics(labels, score)
+            frozen_labels = [e["label"] for e in frozen]
+            result[name] |= ranking_metrics(frozen_labels, frozen_scores[name], session_ids(frozen))
     return result

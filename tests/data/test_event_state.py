@@ -123,3 +123,19 @@ def test_a_serving_request_holds_what_the_model_reads():
     assert request["candidate_category_purchases"] == [1.0, 0.0]
     assert request["candidate_item_views"] == [0.0, 1.0]
     assert math.isnan(request["candidate_price"][1])
+
+
+def test_a_session_is_ranked_with_the_state_at_its_first_view():
+    log = [
+        event("u", "A", 0, "view"),
+        event("u", "A", 5, "purchase"),
+        event("u", "B", 60, "view"),  # the same session: less than 30 minutes after the last view
+        event("u", "C", 4000, "view"),  # a new session
+    ]
+    live = purchase_examples(log, ITEMS)
+    frozen = purchase_examples(log, ITEMS, session_gap=1800)
+    assert [e["label"] for e in frozen] == [e["label"] for e in live] == [1, 0, 0]
+    assert live[1]["features"]["user_purchases"] == 1 and live[1]["history"] == ["A"]
+    assert frozen[1]["features"]["user_purchases"] == 0 and frozen[1]["history"] == []  # as at t=0
+    assert frozen[1]["features"]["category_views"] == 0  # B is shoes too, but the view of A came later
+    assert frozen[2]["features"] == live[2]["features"]  # the next session starts from the live state

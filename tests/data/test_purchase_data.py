@@ -81,3 +81,14 @@ def test_no_purchase_is_an_error_naming_the_file(files, tmp_path):
     only_views = write(tmp_path / "views.jsonl", views("u", "AB", 0))
     with pytest.raises(DataError, match="views.jsonl: no view followed by a purchase"):
         read_purchase_data(files["items"], only_views)
+
+
+@pytest.mark.parametrize("later_files", [True, False])
+def test_every_scored_view_has_a_session_frozen_twin(files, later_files):
+    extra = (files["valid"], files["test"]) if later_files else ()
+    data = read_purchase_data(files["items"], files["train"], *extra, valid_fraction=0.25, test_fraction=0.25)
+    for split in ("valid", "test"):
+        twins = data.sessions[split]
+        assert [(e["user_id"], e["item_id"], e["label"]) for e in twins] == [
+            (e["user_id"], e["item_id"], e["label"]) for e in data.scored(split)
+        ]
