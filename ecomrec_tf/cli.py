@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
@@ -24,9 +26,23 @@ SEARCHES = ("greedy", "beam", "top_k")  # models.reply_model.DECODINGS, without 
 TF_ONLY_SCRIPT = Path(__file__).parent / "serving" / "tf_only.py"
 
 
+FINISHED = ("model.keras", "reply_model.keras", "encoder")  # what a finished run leaves (training.*)
+
+
 def _run_dir(args, kind: str) -> Path:
+    """The run folder: a new one, or one to resume; a finished run is trained again only with
+    `--overwrite` (its folder is emptied first), never silently."""
     name = args.run_name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
-    return Path(args.runs_dir) / name
+    run_dir = Path(args.runs_dir) / name
+    finished = [name for name in FINISHED if (run_dir / name).exists()]
+    if finished:
+        if not getattr(args, "overwrite", False):
+            raise ConfigError(
+                f"{run_dir}: a finished run (it holds {finished[0]}); choose another --run-name, or "
+                "pass --overwrite to train it again from scratch"
+            )
+        shutil.rmtree(run_dir)
+    return run_dir
 
 
 def _load_model(path: str):
@@ -39,7 +55,13 @@ def _load_model(path: str):
         path = path / "model.keras"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such model file (expected a .keras file or a run folder)")
-    return keras.models.load_model(path)
+    if path.suffix != ".keras" or not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path}: not a .keras model file (expected a .keras file or a run folder)")
+    try:
+        return keras.models.load_model(path)  # safe mode: no Python code from the file runs
+    except ValueError as error:
+        reason = str(error).split(". ")[0]  # Keras's first sentence: what it refused
+        raise ConfigError(f"{path}: cannot load the model: {reason} (load only trusted models)") from None
 
 
 def cmd_data_intents(args) -> None:
@@ -436,9 +458,7 @@ def cmd_train_config(args) -> None:
     from ecomrec_tf.training.run import run
 
     config = load_config(args.config)
-    run_dir = Path(args.runs_dir) / (
-        args.run_name or f"{Path(args.config).stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    )
+    run_dir = _run_dir(args, Path(args.config).stem)
     print(f"run folder: {run_dir}   TensorBoard: tensorboard --logdir {run_dir.parent}")
     history = run(config, run_dir)
     last = {key: round(values[-1], 4) for key, values in history.items()}
@@ -525,6 +545,7 @@ def _add_run_options(parser: argparse.ArgumentParser, defaults: dict, monitor: s
     parser.add_argument("--seed", type=int, default=0, help="data order, initialisation, dropout; default 0")
     parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+    parser.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
 
 
 def _add_training_options(parser: argparse.ArgumentParser, top_layers: int | None = None, **overrides):
@@ -549,6 +570,7 @@ def _add_training_options(parser: argparse.ArgumentParser, top_layers: int | Non
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecomrec-tf", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     commands = parser.add_subparsers(dest="command", required=True)
 
     quick = commands.add_parser("quickstart", help="generate data, train, evaluate, export, reload, predict")
@@ -595,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_parser.add_argument("--config", help="TOML or YAML run config; see README 'Training runs'")
     train_parser.add_argument("--runs-dir", default="runs", help="run outputs go here")
     train_parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
+    train_parser.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
     train_parser.set_defaults(func=cmd_train_config)
     train = train_parser.add_subparsers(dest="what")
     train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")
@@ -793,6 +816,7 @@ def build_parser() -> argparse.ArgumentParser:
     update_purchase.add_argument("--json", action="store_true")
     update_purchase.add_argument("--runs-dir", default="runs")
     update_purchase.add_argument("--run-name", default=None)
+    update_purchase.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
     update_purchase.set_defaults(func=cmd_update_purchase)
 
     export = commands.add_parser("export", help="export a trained model as a SavedModel for TF Serving")
@@ -842,10 +866,21 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ConfigError, DataError, EncoderError, ExportError, FileNotFoundError) as error:
-        print(f"ecomrec-tf: error: {error}", file=sys.stderr)
+    except (ConfigError, DataError, EncoderError, ExportError, OSError) as error:
+        if args.debug:
+            raise
+        print(f"ecomrec-tf: error: {_one_line(error)}", file=sys.stderr)
         return 2
     return 0
+
+
+def _one_line(error: Exception) -> str:
+    """An expected error as one line; file-system errors as `path: reason`."""
+    if isinstance(error, OSError) and error.filename and not isinstance(error, FileNotFoundError):
+        return f"{error.filename}: {error.strerror or error}"
+    if isinstance(error, FileNotFoundError) and error.filename:
+        return f"{error.filename}: no such file"
+    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":

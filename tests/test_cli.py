@@ -35,6 +35,22 @@ def test_train_writes_the_run_folder(trained_run):
     assert any(trained_run.glob("events.out.tfevents.*"))  # the HParams summary
 
 
+def test_a_finished_run_is_trained_again_only_with_overwrite(trained_run, intent_data_dir, tmp_path, capsys):
+    import shutil
+
+    files, runs = (intent_data_dir / "train.jsonl", intent_data_dir / "valid.jsonl"), tmp_path / "runs"
+    shutil.copytree(trained_run, runs / "done")
+    before = (runs / "done" / "model.keras").read_bytes()
+    assert train_intent(*files, runs, "--epochs", "1", "--run-name", "done") == 2
+    error = capsys.readouterr().err
+    assert "done: a finished run (it holds model.keras)" in error and "--overwrite" in error
+    assert (runs / "done" / "model.keras").read_bytes() == before  # untouched
+
+    (runs / "done" / "notes.txt").write_text("from the old run")
+    assert train_intent(*files, runs, "--epochs", "1", "--run-name", "done", "--overwrite") == 0
+    assert (runs / "done" / "model.keras").is_file() and not (runs / "done" / "notes.txt").exists()
+
+
 def test_pr_curves_and_sample_predictions_reach_tensorboard(trained_run):
     import tensorflow as tf
 

@@ -6,7 +6,7 @@ import dataclasses
 import math
 import random
 from collections import Counter, defaultdict
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ecomrec_tf.data.event_state import LABEL_WINDOW, EventState
@@ -25,15 +25,15 @@ def read_items(path: str | Path) -> dict[str, dict]:
     """
     path = Path(path)
     items: dict[str, dict] = {}
-    for where, record in read_records(path, ("item_id", "title", "category")):
+    for where, record in read_records(path, ("item_id", "title", "category"), optional=("description",)):
         price = record.get("price")
         if price not in (None, ""):
             try:
                 price = float(price)
             except (TypeError, ValueError):
                 raise DataError(f"{where}: field 'price' is not a number: {price!r}") from None
-            if math.isnan(price) or price < 0:
-                raise DataError(f"{where}: field 'price' must be >= 0, got {price}")
+            if not math.isfinite(price) or price < 0:
+                raise DataError(f"{where}: field 'price' must be a finite number >= 0, got {price}")
         else:
             price = None
         if record["item_id"] in items:
@@ -42,19 +42,39 @@ def read_items(path: str | Path) -> dict[str, dict]:
     return items
 
 
-def _timestamp(value, where: str) -> int:
+# Timestamps outside this range are refused as typos or unit mix-ups (milliseconds for seconds):
+# 1970-01-01 to 2100-01-01, UTC. `read_events(time_range=...)` sets another.
+TIME_RANGE = (0, 4_102_444_800)
+
+
+def _timestamp(value, where: str, time_range: tuple[int, int] = TIME_RANGE) -> int:
+    seconds = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
-    if isinstance(value, str):
+        seconds = value
+    elif isinstance(value, str):
+        text = value.strip()
         try:
-            return (
-                int(value)
-                if value.strip().lstrip("-").isdigit()
-                else int(datetime.fromisoformat(value).timestamp())
-            )
+            seconds = float(text) if text.lstrip("-").replace(".", "", 1).isdigit() else None
+            if seconds is None:
+                moment = datetime.fromisoformat(text)
+                if moment.tzinfo is None:
+                    moment = moment.replace(tzinfo=timezone.utc)  # naive times are UTC, not local
+                seconds = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()
         except ValueError:
             pass
-    raise DataError(f"{where}: field 'timestamp' must be Unix seconds or ISO 8601, got {value!r}")
+    if seconds is None:
+        raise DataError(f"{where}: field 'timestamp' must be Unix seconds or ISO 8601, got {value!r}")
+    earliest, latest = time_range
+    if not (isinstance(seconds, int) or math.isfinite(seconds)) or not earliest <= seconds < latest:
+        raise DataError(
+            f"{where}: field 'timestamp' {value!r} is outside {_utc(earliest)} .. {_utc(latest)} "
+            "(Unix seconds expected; milliseconds? set read_events(time_range=...) for other dates)"
+        )
+    return int(seconds)
+
+
+def _utc(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d")
 
 
 @dataclasses.dataclass
@@ -81,8 +101,13 @@ class EventsReport:
         )
 
 
-def read_events(path: str | Path, items: dict[str, dict] | None = None) -> tuple[list[dict], EventsReport]:
+def read_events(
+    path: str | Path, items: dict[str, dict] | None = None, time_range: tuple[int, int] = TIME_RANGE
+) -> tuple[list[dict], EventsReport]:
     """Reads events `{user_id, item_id, timestamp, event, query?}`, sorted by user, then time.
+
+    Timestamps are Unix seconds or ISO 8601 (UTC unless the text gives a zone), within
+    `time_range` (Unix seconds, from .. before).
 
     Events naming items not in `items` are dropped and counted, not fatal; exact duplicates are
     dropped; out-of-order timestamps are sorted. The report says how many of each.
@@ -96,12 +121,12 @@ def read_events(path: str | Path, items: dict[str, dict] | None = None) -> tuple
     seen = set()
     events = []
     last_time: dict[str, int] = {}
-    for where, record in read_records(path, ("user_id", "item_id", "event")):
+    for where, record in read_records(path, ("user_id", "item_id", "event"), optional=("query",)):
         if "timestamp" not in record:
             raise DataError(f"{where}: missing field 'timestamp'")
         if record["event"] not in EVENT_TYPES:
             raise DataError(f"{where}: event must be one of {EVENT_TYPES}, got {record['event']!r}")
-        time = _timestamp(record["timestamp"], where)
+        time = _timestamp(record["timestamp"], where, time_range)
         if items is not None and record["item_id"] not in items:
             report.unknown_items[record["item_id"]] += 1
             continue

@@ -94,6 +94,13 @@ def read_purchase_data(
     def read(path) -> list[dict]:
         events, part = read_events(path, items)
         report.merge(part)
+        if not events and part.unknown_items:
+            unknown = sum(part.unknown_items.values())
+            examples = ", ".join(repr(i) for i, _ in part.unknown_items.most_common(3))
+            raise DataError(
+                f"{path}: all {unknown} events name items not in {items_file} (e.g. {examples}); "
+                "are the events and items from the same shop?"
+            )
         return events
 
     def examples(events, earlier=(), session_gap=None) -> list[dict]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 
@@ -11,42 +12,90 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names the file and, where known, the line."""
 
 
+CSV_FIELD_LIMIT = 64 * 1024 * 1024  # csv's default, 128 KiB, is shorter than some product descriptions
+
+
 def _check_file(path: Path) -> None:
     if not path.exists():
         raise DataError(f"{path}: no such file")
     if not path.is_file():
         raise DataError(f"{path}: not a file")
+    try:
+        with path.open("rb"):
+            pass
+    except PermissionError:
+        raise DataError(f"{path}: permission denied (the file cannot be read)") from None
     if path.stat().st_size == 0:
         raise DataError(f"{path}: file is empty")
 
 
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def _not_a_number(text: str):
+    raise _NotFinite(text)
+
+
+def _lines(path: Path):
+    """Yields `(line_number, text)` of a UTF-8 file (a leading byte-order mark is dropped), one line
+    at a time; other encodings are an error naming the line."""
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise DataError(
+                    f"{path}:{number}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at column "
+                    f"{error.start + 1}); save the file as UTF-8"
+                ) from None
+            yield number, line.removeprefix("\ufeff") if number == 1 else line
+
+
 def _records(path: Path):
-    """Yields `(line_number, dict)` from a JSONL or CSV file."""
+    """Yields `(line_number, dict)` from a JSONL, CSV or TFRecord file."""
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        with path.open(encoding="utf-8", errors="strict") as file:
+        for number, line in _lines(path):
+            if not line.strip():
+                continue
             try:
-                for number, line in enumerate(file, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as error:
-                        raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
-                    if not isinstance(record, dict):
-                        raise DataError(
-                            f"{path}:{number}: expected a JSON object, got {type(record).__name__}"
-                        )
-                    yield number, record
-            except UnicodeDecodeError as error:
-                raise DataError(f"{path}: not valid UTF-8 ({error.reason} at byte {error.start})") from None
+                record = json.loads(line, parse_float=_finite, parse_constant=_not_a_number)
+            except json.JSONDecodeError as error:
+                raise DataError(f"{path}:{number}: malformed JSON ({error.msg})") from None
+            except _NotFinite as error:
+                raise DataError(f"{path}:{number}: {error} is not a finite number") from None
+            except RecursionError:
+                raise DataError(f"{path}:{number}: JSON nested too deeply") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+            yield number, record
     elif suffix in (".tfrecord", ".tfrecords"):
         yield from _tfrecord_records(path)
     elif suffix in (".csv", ".tsv"):
-        with path.open(encoding="utf-8", newline="") as file:
-            reader = csv.DictReader(file, delimiter="\t" if suffix == ".tsv" else ",")
+        limit = csv.field_size_limit(CSV_FIELD_LIMIT)
+        reader = csv.DictReader(
+            (line for _, line in _lines(path)), delimiter="\t" if suffix == ".tsv" else ","
+        )
+        try:
             for record in reader:
+                extra = [value for value in record.pop(None, ()) if value.strip()]
+                if extra:
+                    raise DataError(
+                        f"{path}:{reader.line_num}: {len(extra)} more values than the header has names"
+                    )
                 yield reader.line_num, record
+        except csv.Error as error:
+            raise DataError(f"{path}:{reader.line_num}: malformed CSV ({error})") from None
+        finally:
+            csv.field_size_limit(limit)
     else:
         raise DataError(f"{path}: unsupported format {suffix!r}; use .jsonl, .csv or .tfrecord")
 
@@ -100,8 +149,11 @@ def write_tfrecord(records: list[dict], path: str | Path) -> Path:
     return path
 
 
-def read_records(path: str | Path, fields: tuple[str, ...]) -> list[tuple[str, dict]]:
-    """Reads JSONL, CSV or TFRecord records that must carry non-empty string `fields`.
+def read_records(
+    path: str | Path, fields: tuple[str, ...], optional: tuple[str, ...] = ()
+) -> list[tuple[str, dict]]:
+    """Reads JSONL, CSV or TFRecord records that must carry non-empty string `fields`, and may carry
+    the string fields `optional` (absent, null or "" when not).
 
     Returns:
         `(where, record)` pairs; `where` names the file and line (`items.jsonl:12`), or the record
@@ -124,6 +176,10 @@ def read_records(path: str | Path, fields: tuple[str, ...]) -> list[tuple[str, d
                 raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
             if not value.strip():
                 raise DataError(f"{where}: field {field!r} is empty")
+        for field in optional:
+            value = record.get(field)
+            if value is not None and not isinstance(value, str):
+                raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
         records.append((where, record))
     if not records:
         raise DataError(f"{path}: no records")
@@ -152,7 +208,7 @@ def read_dialogues(path: str | Path) -> list[dict]:
     Raises:
         DataError: naming the file and line of a record without a non-empty list of string turns.
     """
-    records = read_records(path, ("reply",))
+    records = read_records(path, ("reply",), optional=("intent",))
     for where, record in records:
         context = record.get("context")
         if isinstance(context, str) and context.lstrip().startswith("["):

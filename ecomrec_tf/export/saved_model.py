@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from pathlib import Path
 
 import keras
@@ -70,15 +72,17 @@ def export_saved_model(
     """
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(model_dir)
+    chosen = version is not None
     version = next_version(model_dir) if version is None else int(version)
     if version < 1:
         raise ExportError(f"version must be a positive integer, got {version}")
     if keep is not None and keep < 1:
         raise ExportError(f"keep must be at least 1, got {keep}")
-    target = model_dir / str(version)
-    if target.exists():
+    if chosen and (model_dir / str(version)).exists():
         raise ExportError(
-            f"{target} exists; versions are never overwritten (published: {versions(model_dir)})"
+            f"{model_dir / str(version)} exists; versions are never overwritten "
+            f"(published: {versions(model_dir)})"
         )
 
     signatures = model.serving_signatures()
@@ -93,9 +97,9 @@ def export_saved_model(
         unique = {id(v): v for v in getattr(model, collection)}.values()
         archive.add_variable_collection(collection, [getattr(v, "value", v) for v in unique])
     for name, (function, input_signature) in signatures.items():
-        archive.add_endpoint(name, function, input_signature=input_signature)
+        archive.add_endpoint(name, _checking_rows(function, input_signature), input_signature=input_signature)
 
-    staging = Path(tempfile.mkdtemp(prefix=f".{version}-tmp-", dir=model_dir))
+    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{socket.gethostname()}-{os.getpid()}-", dir=model_dir))
     try:
         archive.write_out(str(staging), verbose=False)
         extra = staging / METADATA_FILE
@@ -109,15 +113,95 @@ def export_saved_model(
         extra.write_text(json.dumps(facts, indent=2, ensure_ascii=False), encoding="utf-8")
         write_warmup_requests(staging / WARMUP_FILE, model_dir.name, signatures)
         os.chmod(staging, 0o755)
-        if target.exists():
-            raise ExportError(f"{target} was published by someone else while exporting")
-        staging.rename(target)
+        target = _publish(staging, model_dir, version, chosen)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:
         for old in versions(model_dir)[:-keep]:
             shutil.rmtree(model_dir / str(old))
     return target
+
+
+STAGING = ".export-tmp-"  # + host-pid-random: a version being written (TF Serving skips hidden folders)
+STALE_SECONDS = 24 * 3600  # another machine's staging folder this old is a dead exporter's
+
+
+def _publish(staging: Path, model_dir: Path, version: int, chosen: bool) -> Path:
+    """Renames `staging` to `model_dir/<version>`, atomically. Renaming onto a published version
+    fails, so of two exporters racing for one version one wins; the other takes the next free
+    version, or, when the version was `chosen`, fails naming it."""
+    while True:
+        target = model_dir / str(version)
+        try:
+            if target.exists():
+                raise FileExistsError(target)
+            staging.rename(target)  # fails with ENOTEMPTY/EEXIST if someone published it meanwhile
+            return target
+        except OSError as error:
+            if not target.exists():
+                raise ExportError(f"{target}: could not publish ({error.strerror or error})") from None
+            if chosen:
+                raise ExportError(f"{target} was published by another export meanwhile") from None
+            version = max(version, *versions(model_dir)) + 1
+
+
+def remove_stale_staging(model_dir: str | Path) -> list[Path]:
+    """Deletes the staging folders of exports that died: this machine's whose process is gone,
+    other machines' older than `STALE_SECONDS`. Returns what it deleted."""
+    removed = []
+    for folder in Path(model_dir).glob(f"{STAGING}*"):
+        host, _, rest = folder.name[len(STAGING) :].rpartition("-")[0].rpartition("-")
+        pid = int(rest) if rest.isdigit() else None
+        if host == socket.gethostname() and pid is not None:
+            stale = not _alive(pid)
+        else:
+            stale = time.time() - folder.stat().st_mtime > STALE_SECONDS
+        if stale:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _checking_rows(function, input_signature):
+    """`function`, first checking at run time that each input has the rank its spec declares.
+
+    TF Serving feeds a request's tensor to the signature's placeholder without checking its shape,
+    and the models flatten text batches, so a `[batch, 2]` text input would give answers that no
+    longer match the request's rows. The check compares the number of values with the product of
+    the declared dimensions' sizes, which Grappler cannot fold away as it could a rank: a request of
+    the wrong rank gets INVALID_ARGUMENT naming the input.
+    """
+
+    def checked(*inputs):
+        checks = []
+        for value, spec in zip(inputs, input_signature):
+            rank = spec.shape.rank
+            if rank is None:
+                continue
+            shape = tf.shape(value, out_type=tf.int64)
+            message = f"input {spec.name} must have shape {_shape_text(spec)} (rank {rank})"
+            declared = tf.reduce_prod(shape[:rank])  # 1 for a scalar
+            checks.append(tf.debugging.assert_equal(tf.size(value, out_type=tf.int64), declared, message))
+        with tf.control_dependencies(checks):
+            inputs = [tf.identity(value) for value in inputs]
+        return function(*inputs)
+
+    return checked
+
+
+def _shape_text(spec: tf.TensorSpec) -> str:
+    names = ["batch"] + ["n" if d is None else str(d) for d in spec.shape[1:]]
+    return "[" + ", ".join(names[: spec.shape.rank]) + "]"
 
 
 def example_value(spec: tf.TensorSpec) -> np.ndarray:

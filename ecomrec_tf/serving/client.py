@@ -10,6 +10,7 @@ array}` out. Long batches are split into requests of at most `batch_size` rows a
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import urllib.error
@@ -34,8 +35,28 @@ def _batches(inputs: dict, batch_size: int) -> list[dict]:
     size = sizes.pop()
     return [
         {key: values[i : i + batch_size] for key, values in inputs.items()}
-        for i in range(0, size, batch_size)
+        for i in range(0, max(size, 1), batch_size)  # an empty batch: one request, answered with 0 rows
     ]
+
+
+def _b64(value):
+    """TF Serving's JSON for bytes (`{"b64": ...}`), in nested lists; other values as they are."""
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [_b64(item) for item in value]
+    return value
+
+
+def _unb64(value):
+    """Bytes for every `{"b64": ...}` in a JSON answer."""
+    if isinstance(value, dict):
+        if set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        return {key: _unb64(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unb64(item) for item in value]
+    return value
 
 
 def _join(parts: list[dict]) -> dict[str, np.ndarray]:
@@ -92,8 +113,8 @@ class RestClient(_Client):
         self.url, self.form = base_url.rstrip("/") + path + ":predict", form
 
     def _body(self, inputs: dict, signature: str) -> dict:
-        columns = {key: np.asarray(values).tolist() for key, values in inputs.items()}
-        if self.form == "inputs":
+        columns = {key: _b64(np.asarray(values).tolist()) for key, values in inputs.items()}
+        if self.form == "inputs" or not any(columns.values()):  # no rows: columns say it
             return {"signature_name": signature, "inputs": columns}
         rows = [dict(zip(columns, row)) for row in zip(*columns.values())]
         return {"signature_name": signature, "instances": rows}
@@ -114,7 +135,7 @@ class RestClient(_Client):
                 return True
             return isinstance(error, (urllib.error.URLError, TimeoutError, ConnectionError))
 
-        answer = self._with_retries(call, retriable)
+        answer = _unb64(self._with_retries(call, retriable))
         if "outputs" in answer:  # columnar; a single output comes bare
             outputs = answer["outputs"]
             return outputs if isinstance(outputs, dict) else {"output": outputs}
@@ -157,8 +178,10 @@ class GrpcClient(_Client):
             request.model_spec.version.value = self.version
         for key, values in inputs.items():
             values = np.asarray(values)
+            if values.dtype.kind in "US" or values.size == 0 and values.dtype == np.float64:
+                values = values.astype(object)  # texts, bytes, and an empty list (texts, most often)
             request.inputs[key].CopyFrom(
-                tf.make_tensor_proto(values.astype(object) if values.dtype.kind == "U" else values)
+                tf.make_tensor_proto(values, dtype=tf.string if values.dtype == object else None)
             )
 
         def retriable(error):

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.training.fit import write_atomically
 from ecomrec_tf.training.task import Task
 
 SUM = tf.distribute.ReduceOp.SUM
@@ -351,8 +352,7 @@ class Trainer:
                 )
         best = tf.train.Checkpoint(models=[task.model for task in self.tasks])
         best_manager = tf.train.CheckpointManager(best, self._write_dir(run_dir / "best"), max_to_keep=1)
-        history_file = run_dir / "history.json"
-        history = json.loads(history_file.read_text()) if latest and history_file.exists() else {}
+        history = _history_at(run_dir / "checkpoints", int(self.step.numpy())) if latest else {}
         writers = {
             split: tf.summary.create_file_writer(str(run_dir / split))
             if self.is_chief
@@ -434,8 +434,10 @@ class Trainer:
                     self.wait.assign_add(1)
                     stop = patience is not None and int(self.wait.numpy()) >= patience
             self.epoch.assign_add(1)
-            if self.is_chief:
-                history_file.write_text(json.dumps(history, indent=2))
+            if self.is_chief:  # the history as of this checkpoint, for a resumed run to continue
+                text = json.dumps(history, indent=2)
+                write_atomically(Path(manager.directory) / f"history-{int(self.step.numpy())}.json", text)
+                write_atomically(run_dir / "history.json", text)
             manager.save(checkpoint_number=int(self.step.numpy()), check_interval=False)
             if stop:
                 if verbose:
@@ -463,3 +465,11 @@ class Trainer:
                 return 0
             return int(sum(tf.reduce_sum(tf.cast(t, tf.int64)) for t in local))
         return int(sum(tf.shape(t)[0] for t in local))
+
+
+def _history_at(directory: Path, step: int) -> dict[str, list[float]]:
+    """The history written at the last epoch end at or before checkpoint `step`: the epochs a
+    resumed run has already finished (a later one belongs to an epoch it runs again)."""
+    saved = {int(path.stem.split("-")[1]): path for path in directory.glob("history-*.json")}
+    earlier = [at for at in saved if at <= step]
+    return json.loads(saved[max(earlier)].read_text()) if earlier else {}

@@ -35,8 +35,8 @@ def test_items_fill_defaults_and_check_prices(items, tmp_path):
     bad = jsonl(tmp_path / "bad.jsonl", [ITEMS[0], {**ITEMS[1], "price": "cheap"}])
     with pytest.raises(DataError, match="bad.jsonl:2: field 'price' is not a number: 'cheap'"):
         read_items(bad)
-    negative = jsonl(tmp_path / "neg.jsonl", [{**ITEMS[1], "price": float("nan")}])
-    with pytest.raises(DataError, match="neg.jsonl:1: field 'price' must be >= 0, got nan"):
+    negative = jsonl(tmp_path / "neg.jsonl", [{**ITEMS[1], "price": -1.5}])
+    with pytest.raises(DataError, match="neg.jsonl:1: field 'price' must be a finite number >= 0, got -1.5"):
         read_items(negative)
     duplicate = jsonl(tmp_path / "dup.jsonl", [ITEMS[0], ITEMS[0]])
     with pytest.raises(DataError, match="dup.jsonl:2: duplicate item_id 'A'"):

@@ -60,7 +60,7 @@ def test_csv_without_label_column(tmp_path):
 def test_invalid_utf8_file(tmp_path):
     path = tmp_path / "latin1.jsonl"
     path.write_bytes('{"text": "caf\xe9", "label": "x"}\n'.encode("latin-1"))
-    with pytest.raises(DataError, match="latin1.jsonl: not valid UTF-8"):
+    with pytest.raises(DataError, match=r"latin1.jsonl:1: not valid UTF-8 \(byte 0xe9 at column 14\)"):
         read_intent_file(path)
 
 

@@ -1,4 +1,5 @@
 import json
+import os
 import subprocess
 import sys
 
@@ -45,6 +46,41 @@ def test_a_failed_export_publishes_nothing(tiny_intent_model, tmp_path, monkeypa
     with pytest.raises(OSError, match="disk full"):
         export_saved_model(tiny_intent_model, tmp_path / "intent")
     assert list((tmp_path / "intent").iterdir()) == []
+
+
+def test_an_export_racing_another_takes_the_next_version(tiny_intent_model, tmp_path, monkeypatch):
+    """Another exporter publishes version 2 while this one writes it: this one publishes 3, not an
+    error; staging folders of dead exporters are cleaned, a live one's kept."""
+    import socket
+    import subprocess
+
+    from ecomrec_tf.export import saved_model
+
+    base = tmp_path / "intent"
+    export_saved_model(tiny_intent_model, base)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = socket.gethostname()
+    (base / f"{saved_model.STAGING}{host}-{dead.pid}-abc123").mkdir()  # killed mid-export
+    live = base / f"{saved_model.STAGING}{host}-{os.getpid()}-def456"
+    live.mkdir()  # exporting right now, in this process
+    real = saved_model.write_warmup_requests
+
+    def and_meanwhile(*args, **kwargs):
+        real(*args, **kwargs)
+        if not (base / "2").exists():
+            (base / "2").mkdir()
+            (base / "2" / "saved_model.pb").write_text("the other exporter's")
+
+    monkeypatch.setattr(saved_model, "write_warmup_requests", and_meanwhile)
+    assert export_saved_model(tiny_intent_model, base).name == "3"
+    assert (base / "2" / "saved_model.pb").read_text() == "the other exporter's"  # untouched
+    with pytest.raises(ExportError, match="4 was published by another export meanwhile"):
+        monkeypatch.setattr(
+            saved_model, "write_warmup_requests", lambda *a, **k: (base / "4" / "x").mkdir(parents=True)
+        )
+        export_saved_model(tiny_intent_model, base, version=4)
+    assert {p.name for p in base.iterdir()} == {"1", "2", "3", "4", live.name}
 
 
 @pytest.fixture(scope="module")

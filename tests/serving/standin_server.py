@@ -20,6 +20,8 @@ import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+from ecomrec_tf.serving.client import _unb64  # TF Serving's {"b64": ...} JSON for bytes
+
 PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)(/versions/(?P<version>\d+))?:predict$")
 
 
@@ -71,17 +73,22 @@ class StandIn:
 
             def do_POST(self):  # noqa: N802
                 match = PATH.match(self.path)
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:  # as TF Serving: a body that is not a JSON object is a 400 naming the problem
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)))
+                    if not isinstance(body, dict):
+                        raise ValueError(f"expected a JSON object, got {type(body).__name__}")
+                except ValueError as error:
+                    return self._answer(400, {"error": f"JSON Parse error: {error}"})
                 if not match or match["name"] != standin.name:
                     return self._answer(404, {"error": f"Servable not found for request: {self.path}"})
                 if standin._should_fail():
                     return self._answer(503, {"error": "stand-in: unavailable"})
                 try:
                     if "instances" in body:
-                        rows = body["instances"]
+                        rows = _unb64(body["instances"])
                         inputs = {key: [row[key] for row in rows] for key in rows[0]}
                     else:
-                        inputs = body["inputs"]
+                        inputs = _unb64(body["inputs"])
                     outputs = standin.run(body.get("signature_name", "serving_default"), inputs)
                 except (KeyError, ValueError, TypeError, tf.errors.OpError) as error:
                     return self._answer(400, {"error": str(error)})

@@ -47,6 +47,22 @@ def test_a_wrong_dtype_is_a_clear_error(serve):
         serve[1](query=tf.constant(["hi"]))
 
 
+def test_a_text_batch_of_the_wrong_rank_is_refused_as_tf_serving_runs_it(serve):
+    """TF Serving feeds the request's tensor without checking its shape; a [1, 2] text input must not
+    be flattened into two answers for one request row."""
+    import tensorflow_text  # noqa: F401  (the TF Text ops, as TF Serving links them)
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:  # Grappler on, as in TF Serving
+        fed = tf.compat.v1.placeholder(tf.string, shape=None)  # C++ feeds skip Python's shape check
+        meta = tf.compat.v1.saved_model.loader.load(
+            session, ["serve"], str(serve[0]), input_map={"serving_default_text:0": fed}
+        )
+        label = meta.signature_def["serving_default"].outputs["label"].name
+        assert session.run(label, {fed: np.array(["a", "b"], dtype=object)}).shape == (2,)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=r"input text must have shape \[batch\]"):
+            session.run(label, {fed: np.array([["a", "b"]], dtype=object)})
+
+
 def test_over_rest_bad_input_is_a_400_naming_the_problem(serve):
     standin = StandIn(serve[0], "intent")
     server = standin.rest()

@@ -67,3 +67,35 @@ def test_transient_failures_are_retried_and_bad_requests_are_not(served):
 def test_inputs_of_different_lengths_are_an_error():
     with pytest.raises(ValueError, match="same batch size"):
         RestClient("http://localhost:1", "m").predict({"a": [1, 2], "b": [1]})
+
+
+def test_an_empty_batch_gets_zero_rows_from_both_clients(served):
+    _, url, target, _ = served
+    for form in ("inputs", "instances"):
+        out = RestClient(url, "intent", form=form).predict({"text": []})
+        assert len(out["label"]) == 0 and len(out["probabilities"]) == 0
+    client = GrpcClient(target, "intent")
+    out = client.predict({"text": []})
+    client.close()
+    assert out["label"].shape == (0,) and out["probabilities"].shape == (0, len(LABELS))
+
+
+def test_rest_client_sends_bytes_as_tf_serving_json_b64(served):
+    """Bytes (not valid UTF-8 here) travel as {"b64": ...}; the answer is the SavedModel's on them."""
+    standin, url, _, _ = served
+    texts = [b"caf\xc3\xa9 order", b"\xff\xfe broken"]
+    expected = standin.model.signatures["serving_default"](text=tf.constant(texts))
+    for form in ("inputs", "instances"):
+        out = RestClient(url, "intent", form=form).predict({"text": texts})
+        np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-5)
+
+
+def test_a_malformed_body_is_answered_not_dropped(served):
+    import urllib.error
+    import urllib.request
+
+    _, url, _, _ = served
+    request = urllib.request.Request(f"{url}/v1/models/intent:predict", data=b"{not json")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        urllib.request.urlopen(request, timeout=10)
+    assert error.value.code == 400

@@ -1,6 +1,8 @@
 """Trains the tiny intent model with the Trainer in a fresh process, for the multi-worker and crash tests.
 
-Usage: python -m tests.training.loop_script RUN_DIR OUT.npz [--kill-at STEP] [--replicas N]
+Usage: python -m tests.training.loop_script RUN_DIR OUT.npz [--kill-at STEP] [--kill-writing-history N]
+       [--replicas N]
+(`--kill-writing-history N`: SIGKILL with the history file of the N-th epoch end half written.)
 With TF_CONFIG set, runs under MultiWorkerMirroredStrategy.
 """
 
@@ -15,6 +17,7 @@ parser = argparse.ArgumentParser()
 parser.add_argument("run_dir")
 parser.add_argument("out")
 parser.add_argument("--kill-at", type=int)
+parser.add_argument("--kill-writing-history", type=int)
 parser.add_argument("--replicas", type=int, default=1)
 args = parser.parse_args()
 
@@ -56,6 +59,23 @@ def kill(step, logs):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-trainer.fit(epochs=4, run_dir=args.run_dir, checkpoint_every=2, on_step=kill, verbose=0)
+if args.kill_writing_history:
+    import importlib
+
+    loop = importlib.import_module("ecomrec_tf.training.loop")
+    real_write, written = loop.write_atomically, []
+
+    def half_then_die(path, text):
+        written.append(path)
+        if len(written) == 2 * args.kill_writing_history - 1:  # two files each epoch end, history first
+            partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+            partial.write_text(text[: len(text) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_write(path, text)
+
+    loop.write_atomically = half_then_die
+
+history = trainer.fit(epochs=4, run_dir=args.run_dir, checkpoint_every=2, on_step=kill, verbose=0)
+print("epochs in history", len(history["intent_loss"]))
 np.savez(args.out, *[w.numpy() for w in model.weights])
 print("trained", int(trainer.step.numpy()), "steps on", strategy.num_replicas_in_sync, "replicas")

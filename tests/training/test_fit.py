@@ -1,34 +1,53 @@
-import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
 
-import keras
 import numpy as np
 import pytest
 
-from ecomrec_tf.data import text_classification_dataset
-from ecomrec_tf.training import fit
-from tests.conftest import TEXTS
+from tests.training import crash_script
+
+# Each point kills the run once; every rerun resumes from what the kills before it left.
+KILLS = ["batch:2", "weights:3", "state:4", "cleanup:5", "save:0"]
 
 
-class Crash(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == 2:
-            raise KeyboardInterrupt("simulated crash")
+def _run(run_dir, kill_at=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tests.training.crash_script", str(run_dir),
+         *(["--kill-at", kill_at] if kill_at else [])],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
 
 
-def test_a_crashed_run_resumes_from_its_last_finished_epoch(tiny_intent_model, tmp_path, monkeypatch):
-    model = tiny_intent_model
-    model.compile(keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
-    data = text_classification_dataset(TEXTS, [0, 1, 2, 0, 1, 2], batch_size=3)
-    fit_module = importlib.import_module("ecomrec_tf.training.fit")  # the package's `fit` is the function
-    real_callbacks = fit_module.run_callbacks
-    monkeypatch.setattr(fit_module, "run_callbacks", lambda *a, **k: real_callbacks(*a, **k) + [Crash()])
-    with pytest.raises(KeyboardInterrupt):
-        fit(model, data, None, epochs=4, run_dir=tmp_path, verbose=0)
-    assert (tmp_path / "backup").is_dir()
-    weights_at_crash = [w.numpy().copy() for w in model.weights]
+@pytest.mark.subprocess
+def test_a_run_killed_at_every_point_of_an_epoch_resumes_to_the_unbroken_result(tmp_path):
+    """SIGKILL mid-epoch, while the backup's weights are half written, before and after the backup is
+    renamed into place, and while the trained model is half written: each rerun resumes from the
+    last finished epoch (early stopping's best weights included) and the end result, weights and
+    history, is the unbroken run's."""
+    run = tmp_path / "run"
+    resumed_at = []
+    for kill in KILLS:
+        killed = _run(run, kill)
+        assert killed.returncode == -signal.SIGKILL, (kill, killed.stderr[-3000:])
+        resumed_at.append(int(killed.stdout.split("resumed at epoch")[1].split()[0]))
+    finished = _run(run)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    # Where each rerun started: a kill loses at most the epoch it interrupts (the kill after the
+    # rename keeps epoch 5).
+    assert resumed_at == [0, 1, 2, 3, 5]
+    assert "resumed at epoch 6" in finished.stdout  # killed saving the model: nothing to retrain
+    assert not (run / "backup").exists() and not list(run.glob(".*"))  # nothing half-written left
 
-    monkeypatch.setattr(fit_module, "run_callbacks", real_callbacks)
-    history = fit(model, data, None, epochs=4, run_dir=tmp_path, verbose=0)
-    assert history.epoch == [2, 3]  # epochs 0 and 1 were done before the crash
-    assert not (tmp_path / "backup").exists()
-    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(weights_at_crash, model.weights))
+    model, history = crash_script.train(tmp_path / "unbroken")
+    resumed = np.load(run / "final.npz")
+    for index, weight in enumerate(model.get_weights()):
+        np.testing.assert_allclose(resumed[f"arr_{index}"], weight, atol=1e-5)
+    resumed_history = json.loads((run / "history.json").read_text())
+    assert set(resumed_history) == set(history) and len(resumed_history["val_loss"]) == 6
+    for key, values in history.items():
+        np.testing.assert_allclose(resumed_history[key], values, rtol=1e-5)
+    # Early stopping restored the best epoch, before the last: a resume that lost its state would not.
+    assert int(np.argmin(history["val_loss"])) < 5

@@ -204,13 +204,16 @@ def _script(*args, env=None):
 
 @pytest.mark.subprocess
 def test_a_run_killed_mid_epoch_resumes_from_its_last_checkpoint(tmp_path):
-    """SIGKILL at step 8 (checkpoints every 2 steps, 3 an epoch); the rerun ends like an unbroken run."""
+    """SIGKILL while the 2nd epoch's history is half written, then at step 8 (checkpoints every 2
+    steps, 3 an epoch); the rerun ends like an unbroken run, its history holding each epoch once."""
+    killed = _script(tmp_path / "run", tmp_path / "resumed.npz", "--kill-writing-history", 2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     killed = _script(tmp_path / "run", tmp_path / "resumed.npz", "--kill-at", 8)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert (tmp_path / "run" / "checkpoints" / "ckpt-8.index").exists()
     resumed = _script(tmp_path / "run", tmp_path / "resumed.npz")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert "trained 12 steps" in resumed.stdout
+    assert "trained 12 steps" in resumed.stdout and "epochs in history 4" in resumed.stdout
     unbroken = _script(tmp_path / "other", tmp_path / "unbroken.npz")
     assert unbroken.returncode == 0, unbroken.stderr[-3000:]
     a, b = np.load(tmp_path / "resumed.npz"), np.load(tmp_path / "unbroken.npz")
