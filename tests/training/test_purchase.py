@@ -137,7 +137,7 @@ def test_the_distributed_loop_trains_the_purchase_task(trained, shop, tmp_path):
     "change, message",
     [
         ({"title": "  "}, "items.jsonl:2: field 'title' is empty"),
-        ({"price": "NaN"}, "items.jsonl:2: field 'price' must be >= 0, got nan"),
+        ({"price": "NaN"}, "items.jsonl:2: field 'price' must be a finite number >= 0, got nan"),
         ({"price": "cheap"}, "items.jsonl:2: field 'price' is not a number"),
     ],
 )
