@@ -5,7 +5,8 @@ Usage: python -m tests.training.crash_script RUN_DIR [--kill-at POINT:EPOCH]
 
 Points: `batch` (mid-epoch), `weights` (the backup's weights file half written), `state` (the backup
 written, not yet renamed into place), `cleanup` (renamed, older backups not yet deleted), `save`
-(training done, the model file half written). Prints `resumed at epoch N` and, when done, writes
+(training done, the model file half written). Prints `resumed at epoch N`, then `epoch N backed up`
+after each epoch, and when done writes
 `RUN_DIR/final.npz` (the weights) and `RUN_DIR/history.json`.
 """
 
@@ -110,6 +111,13 @@ def arm(point: str, epoch: int) -> list[keras.callbacks.Callback]:
     raise SystemExit(f"unknown kill point {point!r}")
 
 
+class Progress(keras.callbacks.Callback):
+    """Prints `epoch N backed up` after each epoch's backup (it runs after `run_callbacks`)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        print("epoch", epoch + 1, "backed up", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("run_dir", type=Path)
@@ -122,7 +130,7 @@ def main() -> None:
     states = sorted((args.run_dir / "backup").glob("epoch-*"))
     print("resumed at epoch", int(states[-1].name.split("-")[1]) if states else 0, flush=True)
     real_callbacks = fit_module.run_callbacks
-    fit_module.run_callbacks = lambda *a, **k: [*callbacks, *real_callbacks(*a, **k)]
+    fit_module.run_callbacks = lambda *a, **k: [*callbacks, *real_callbacks(*a, **k), Progress()]
     model, history = train(args.run_dir)
     from ecomrec_tf.training.intent import save_model
 
