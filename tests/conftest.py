@@ -49,3 +49,12 @@ def intent_data_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("intent_data")
     write_intent_data(out, seed=3, train_per_intent=12, eval_per_intent=4)
     return out
+
+
+LONG = ("slow", "notebook", "subprocess")
+
+
+def pytest_collection_modifyitems(items):
+    """Long tests first: under `pytest -n` (what `make test` runs) they start while the short ones
+    fill the other workers, instead of finishing alone at the end."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(name) for name in LONG))

@@ -134,6 +134,7 @@ def test_train_top_layers_option(value, expected):
     assert (defaults.train_top_layers, defaults.epochs, defaults.patience) == (3, 4, None)
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path, capsys):
     """The README's main job with the tiny encoder: shop data, train, evaluate, export, predict."""
     code = main(["quickstart", "--encoder", "tiny", "--epochs", "1", "--users", "20",
@@ -158,6 +159,7 @@ def small_shop(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_train_evaluate_update_and_export_purchase(small_shop, tmp_path, capsys):
     files = ["--items", str(small_shop / "items.jsonl"), "--events", str(small_shop / "events.jsonl")]
     code = main(["train", "purchase", *files, "--encoder", "tiny", "--epochs", "1", "--sequence-length", "32",
@@ -216,6 +218,7 @@ def test_purchase_on_events_naming_unknown_fields_is_a_clear_error(small_shop, t
     assert "events.jsonl:1: missing field 'timestamp'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
     assert main(["data", "split", "--in", str(small_shop / "dialogues.jsonl"), "--out", str(tmp_path / "d"),
                  "--valid", "0.25", "--test", "0.25"]) == 0  # fmt: skip

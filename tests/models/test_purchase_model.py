@@ -205,6 +205,7 @@ def test_with_an_intent_model_rank_returns_the_query_intent(tiny_encoder, tmp_pa
     assert_keras_round_trip(model, raw(model.parts), tmp_path)
 
 
+@pytest.mark.slow
 def test_saved_model_signatures_match_the_keras_model(tiny_encoder, tmp_path):
     model = build(tiny_encoder)  # both modes share the serving code
     version_dir = export_saved_model(model, tmp_path / "saved_models" / "purchase")

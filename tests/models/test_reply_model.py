@@ -107,6 +107,7 @@ def test_config_and_keras_file_round_trip(model, tmp_path):
     np.testing.assert_allclose(restored.bank_vectors(), model.bank_vectors(), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_saved_model_replies_like_the_keras_model(model, tmp_path):
     version_dir = export_saved_model(model, tmp_path / "saved_models" / "reply")
     assert len(check_export(version_dir, model)) == 3  # ops, session loader + warm-up, outputs
@@ -168,6 +169,7 @@ def generator():
     return model
 
 
+@pytest.mark.slow
 def test_teacher_forcing_targets_are_the_next_tokens(generator):
     out = generator({k: tf.constant(v) for k, v in PAIRS.items()}, training=False)
     targets = generator.generation_targets(tf.constant(PAIRS["reply"]))
@@ -178,12 +180,14 @@ def test_teacher_forcing_targets_are_the_next_tokens(generator):
 
 
 @pytest.mark.parametrize("decoding", ["greedy", "beam"])
+@pytest.mark.slow
 def test_trained_decoder_writes_the_replies(generator, decoding):
     out = generator.generate(tf.constant(PAIRS["context"]), decoding)
     assert [r.decode().lower() for r in out["reply"].numpy()] == [r.lower() for r in PAIRS["reply"]]
     assert not out["fallback"].numpy().any()
 
 
+@pytest.mark.slow
 def test_generation_never_invents_numbers_or_answers_empty_input(generator):
     out = generator.generate(
         tf.constant(["[customer] where is order #7654321", "", "[customer] 我的订单在哪里"]), "greedy"
@@ -198,6 +202,7 @@ def test_generation_never_invents_numbers_or_answers_empty_input(generator):
         build_reply_model(load_encoder("tiny"), BANK[1:2], 16).generate(tf.constant(["hi"]))
 
 
+@pytest.mark.slow
 def test_generator_keras_file_and_saved_model_round_trip(generator, tmp_path):
     assert_config_round_trip(generator)
     restored = assert_keras_round_trip(generator, {k: tf.constant(v) for k, v in PAIRS.items()}, tmp_path)

@@ -10,6 +10,8 @@ from ecomrec_tf.models.reply_model import build_reply_model
 from ecomrec_tf.serving.check_export import check_export
 from tests.conftest import LABELS
 
+pytestmark = pytest.mark.slow  # exports checked end to end; the module's fixtures are shared
+
 HEAD_SIGNATURES = {
     "intent",
     "purchase_probability",

@@ -29,6 +29,7 @@ def test_bad_configs_name_the_file_and_the_field(tmp_path):
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
 
 
+@pytest.mark.slow
 def test_a_multi_task_config_runs_from_the_cli_and_its_saved_config_repeats_it(
     tmp_path, intent_data_dir, capsys
 ):

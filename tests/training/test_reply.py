@@ -20,6 +20,8 @@ from ecomrec_tf.training.reply import (
     train_reply,
 )
 
+pytestmark = pytest.mark.slow  # trained dual encoders and exports; the module's fixtures are shared
+
 
 @pytest.fixture(scope="module")
 def dialogue_files(tmp_path_factory):
