@@ -133,3 +133,10 @@ def test_a_model_refused_by_safe_mode_is_one_line(tmp_path, capsys):
     assert error.count("\n") == 1 and "Traceback" not in error
     assert "lambda.keras: cannot load the model: Requested the deserialization of a `Lambda` layer" in error
     assert "(load only trusted models)" in error
+
+
+def test_debug_shows_the_traceback_instead(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes")
+    with pytest.raises(Exception, match="notes.txt: not a .keras model file"):
+        main(["--debug", "export", "--model", str(notes), "--base-dir", str(tmp_path / "sm")])
