@@ -13,7 +13,7 @@ from pathlib import Path
 
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
 from ecomrec_tf.defaults import INTENT, PURCHASE, REPLY
-from ecomrec_tf.training.config import ConfigError
+from ecomrec_tf.errors import ConfigError
 
 EXAMPLE_QUERIES = [
     "where is my parcel?? ordered it last tuesday",

@@ -242,3 +242,13 @@ def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
         result["tfidf"]
     )
     assert {"bleu", "rouge_l", "fallback_rate"} <= set(result["generated"])
+
+
+def test_help_answers_without_importing_tensorflow():
+    import subprocess
+    import sys
+
+    code = "import sys; from ecomrec_tf.cli import main\ntry:\n    main(['train', 'intent', '--help'])\n"
+    code += "except SystemExit:\n    print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "--overwrite" in result.stdout and result.stdout.strip().endswith("False False"), result.stderr

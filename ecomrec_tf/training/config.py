@@ -10,6 +10,8 @@ from pathlib import Path
 import tomllib
 import yaml
 
+from ecomrec_tf.errors import ConfigError
+
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 TASK_FIELDS = {
@@ -27,10 +29,6 @@ TASK_FIELDS = {
         "generation_weight",
     },
 }
-
-
-class ConfigError(ValueError):
-    """A config file that cannot describe a run; the message names the file and the field."""
 
 
 @dataclass
