@@ -193,7 +193,7 @@ class Trainer:
         used = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
         grads, variables = context.all_reduce(SUM, [g for g, _ in used]), [v for _, v in used]
         unit = tf.cast(self.optimizer.scale_loss(tf.constant(1.0)), tf.float32)  # the loss scale, 1 without
-        raw_norm = tf.linalg.global_norm(grads)
+        raw_norm = tf.linalg.global_norm([_rows_once(g) for g in grads])  # the norm of the update applied
         if self.clipnorm is not None:
             grads, _ = tf.clip_by_global_norm(grads, self.clipnorm * unit, use_norm=raw_norm)
         self.optimizer.apply(grads, variables)
@@ -465,6 +465,17 @@ class Trainer:
                 return 0
             return int(sum(tf.reduce_sum(tf.cast(t, tf.int64)) for t in local))
         return int(sum(tf.shape(t)[0] for t in local))
+
+
+def _rows_once(grad):
+    """An `IndexedSlices` gradient (an embedding's) with each row once, its repeats summed: a token
+    that appears several times in a batch has several slices, and the norm of the slices is not the
+    norm of the gradient the optimizer applies; a dense gradient as it is."""
+    if not isinstance(grad, tf.IndexedSlices):
+        return grad
+    rows, position = tf.unique(grad.indices)
+    values = tf.math.unsorted_segment_sum(grad.values, position, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, grad.dense_shape)
 
 
 def _history_at(directory: Path, step: int) -> dict[str, list[float]]:
