@@ -543,6 +543,11 @@ def _add_run_options(parser: argparse.ArgumentParser, defaults: dict, monitor: s
         f"('none': train every epoch); default {patience}",
     )
     parser.add_argument("--seed", type=int, default=0, help="data order, initialisation, dropout; default 0")
+    _add_run_folder_options(parser)
+
+
+def _add_run_folder_options(parser: argparse.ArgumentParser) -> None:
+    """Where a run goes (`_run_dir`): the options of every command that trains."""
     parser.add_argument("--runs-dir", default="runs", help="TensorBoard logs and run outputs go here")
     parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
     parser.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
@@ -615,9 +620,7 @@ def build_parser() -> argparse.ArgumentParser:
         "train", help="train from a run config (train --config FILE), or an intent model (train intent ...)"
     )
     train_parser.add_argument("--config", help="TOML or YAML run config; see README 'Training runs'")
-    train_parser.add_argument("--runs-dir", default="runs", help="run outputs go here")
-    train_parser.add_argument("--run-name", default=None, help="folder under --runs-dir; reuse it to resume")
-    train_parser.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
+    _add_run_folder_options(train_parser)
     train_parser.set_defaults(func=cmd_train_config)
     train = train_parser.add_subparsers(dest="what")
     train_intent = train.add_parser("intent", help="fine-tune an intent model on {text,label} JSONL/CSV")
@@ -814,9 +817,7 @@ def build_parser() -> argparse.ArgumentParser:
     update_purchase.add_argument("--replay", type=float, default=1.0, help="old examples per new example")
     update_purchase.add_argument("--epochs", type=int, default=2)
     update_purchase.add_argument("--json", action="store_true")
-    update_purchase.add_argument("--runs-dir", default="runs")
-    update_purchase.add_argument("--run-name", default=None)
-    update_purchase.add_argument("--overwrite", action="store_true", help="train a finished --run-name again")
+    _add_run_folder_options(update_purchase)
     update_purchase.set_defaults(func=cmd_update_purchase)
 
     export = commands.add_parser("export", help="export a trained model as a SavedModel for TF Serving")

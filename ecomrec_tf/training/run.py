@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import keras
@@ -193,7 +192,6 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                 save_model(reply, run_dir / REPLY_MODEL_FILE)
             if "mlm" in config.tasks:
                 save_encoder(encoder, run_dir / ENCODER_DIR)
-            (run_dir / "history.json").write_text(json.dumps(history, indent=2))
         return history
     finally:
         keras.mixed_precision.set_global_policy("float32")
