@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -227,14 +228,17 @@ def cmd_evaluate_purchase(args) -> None:
     model = _load_model(args.model)
     model_path = Path(args.model)
     out_dir = Path(args.out_dir or (model_path if model_path.is_dir() else model_path.parent))
-    data = read_purchase_data(
-        args.items,
-        args.events,
-        history_events=args.history_events or (),
-        catalog_negatives=args.catalog_negatives,
-    )
-    split = "test" if args.history_events else args.split
-    _print_purchase_result(evaluate_purchase(model, data, out_dir, split), args.json)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".examples-", dir=out_dir) as work_dir:  # bounded memory
+        data = read_purchase_data(
+            args.items,
+            args.events,
+            history_events=args.history_events or (),
+            catalog_negatives=args.catalog_negatives,
+            work_dir=work_dir,
+        )
+        split = "test" if args.history_events else args.split
+        _print_purchase_result(evaluate_purchase(model, data, out_dir, split), args.json)
 
 
 def cmd_update_purchase(args) -> None:

@@ -4,58 +4,104 @@ vectors of their texts, cached for training."""
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import math
+import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from ecomrec_tf.data.event_state import SESSION_GAP
-from ecomrec_tf.data.events import EventsReport, purchase_examples, read_events, read_items, split_by_time
+from ecomrec_tf.data.events import (
+    EVENT_TYPES,
+    EventsReport,
+    SortedEvents,
+    _check_known,
+    _in_time_order,
+    between,
+    iter_purchase_examples,
+    read_events,
+    read_items,
+    split_by_time,
+)
+from ecomrec_tf.data.example_store import StoredExamples
 from ecomrec_tf.data.readers import DataError
 from ecomrec_tf.data.task_datasets import item_text, purchase_columns
 from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
 
+SHUFFLE_BUFFER = 65_536  # examples; stored examples are also read in a shuffled chunk order
 MIN_ID_COUNT = 2  # ids seen fewer times in training share the out-of-vocabulary embedding
+
+
+Examples = list | StoredExamples  # a split: in memory, or on disk (`read_purchase_data(work_dir=...)`)
 
 
 @dataclasses.dataclass
 class PurchaseData:
     """Items, purchase examples by split and what reading the events found.
 
-    `splits["train"]` may hold catalog negatives (`catalog_negative` True, a training device);
-    `scored(split)` is what every reported metric uses: real views only. `sessions[split]` holds
-    the same views of the valid and test splits, in the same order, with the user's state frozen at
-    each session's first view (`events.purchase_examples(session_gap=...)`): what ranking metrics
-    score, as `rank` serves a page of candidates with one state of the user.
+    A split is a list of example dicts, or `StoredExamples` on disk (the same examples, read back
+    one chunk at a time) when `read_purchase_data` was given a `work_dir`. `splits["train"]` may
+    hold catalog negatives (`catalog_negative` True, a training device); `scored(split)` is what
+    every reported metric uses: real views only. `sessions[split]` holds the same views of the
+    valid and test splits, in the same order, with the user's state frozen at each session's first
+    view (`events.iter_purchase_examples(session_gap=...)`): what ranking metrics score, as `rank`
+    serves a page of candidates with one state of the user.
     """
 
     items: dict[str, dict]
-    splits: dict[str, list[dict]]
+    splits: dict[str, Examples]
     report: EventsReport
     shop_dir: Path
-    sessions: dict[str, list[dict]] = dataclasses.field(default_factory=dict)
+    sessions: dict[str, Examples] = dataclasses.field(default_factory=dict)
 
-    def scored(self, split: str) -> list[dict]:
+    def scored(self, split: str) -> Examples:
         """The split's real views, without catalog negatives."""
-        return [e for e in self.splits[split] if not e["catalog_negative"]]
+        examples = self.splits[split]
+        if isinstance(examples, StoredExamples):
+            return examples.scored()
+        return [e for e in examples if not e["catalog_negative"]]
 
     def queries(self) -> set[str]:
-        return {e["query"] or "" for examples in self.splits.values() for e in examples}
+        queries = set()
+        for examples in self.splits.values():
+            if isinstance(examples, StoredExamples):
+                queries |= examples.queries()
+            else:
+                queries |= {e["query"] or "" for e in examples}
+        return queries
 
     def vocabularies(self, split: str = "train") -> dict[str, list[str]]:
         """Ids for the id embeddings: users and items seen at least `MIN_ID_COUNT` times in `split`
         (as the example's user or item, or in a history), and every catalog category."""
         users, items = Counter(), Counter()
-        for example in self.splits[split]:
-            users[example["user_id"]] += 1
-            items[example["item_id"]] += 1
-            items.update(example["history"])
+        for columns in column_chunks(self.splits[split], self.items):
+            users.update(_counts(columns["user_id"]))
+            items.update(_counts(columns["item_id"]))
+            items.update(_counts(columns["history_ids"][columns["history_ids"] != ""]))
         return {
             "user": sorted(u for u, n in users.items() if n >= MIN_ID_COUNT),
             "item": sorted(i for i, n in items.items() if n >= MIN_ID_COUNT),
             "category": sorted({item["category"] for item in self.items.values()}),
         }
+
+
+def _counts(values: np.ndarray) -> dict[str, int]:
+    unique, counts = np.unique(values.astype(str), return_counts=True)
+    return dict(zip(unique.tolist(), counts.tolist()))
+
+
+def column_chunks(examples: Examples, items: dict[str, dict], history_size: int = 10,
+                  size: int = 65_536) -> Iterator[dict[str, np.ndarray]]:  # fmt: skip
+    """`task_datasets.purchase_columns` of a split, one chunk at a time."""
+    if isinstance(examples, StoredExamples):
+        yield from examples.columns()
+    else:
+        for start in range(0, len(examples), size):
+            yield purchase_columns(examples[start : start + size], items, history_size)
 
 
 def read_purchase_data(
@@ -70,8 +116,9 @@ def read_purchase_data(
     test_fraction: float = 0.1,
     seed: int = 0,
     until: int | None = None,
+    work_dir: str | Path | None = None,
 ) -> PurchaseData:
-    """Reads items and events and builds examples (`events.purchase_examples`) as users score them.
+    """Reads items and events and builds examples (`events.iter_purchase_examples`) as users score them.
 
     `events_file` gives the training examples. `valid_events` and `test_events`, when given, are
     later logs: every view in them is an example, with histories and counts from all events before
@@ -85,39 +132,46 @@ def read_purchase_data(
     for training and for metrics reported apart. With `until` (Unix seconds), only training examples
     before it are kept: a model trained so leaves the later period to `update_purchase`.
 
+    With `work_dir`, memory stays bounded whatever the logs' length: events are sorted on disk
+    (`events.SortedEvents`) and the splits are `StoredExamples` under `work_dir` (the caller
+    deletes it); memory then holds the catalog, one state per user and a day of events.
+
     Raises:
         DataError: naming the file and line of a bad record, or when the events hold no purchase.
     """
     items = read_items(items_file)
     report = EventsReport()
 
-    def read(path) -> list[dict]:
+    def read(path):
+        if work_dir is not None:
+            return SortedEvents([path], items, work_dir, report, catalog=str(items_file))
         events, part = read_events(path, items)
         report.merge(part)
-        if not events and part.unknown_items:
-            unknown = sum(part.unknown_items.values())
-            examples = ", ".join(repr(i) for i, _ in part.unknown_items.most_common(3))
-            raise DataError(
-                f"{path}: all {unknown} events name items not in {items_file} (e.g. {examples}); "
-                "are the events and items from the same shop?"
-            )
+        _check_known(path, part, len(events), str(items_file))
         return events
 
-    def examples(events, earlier=(), session_gap=None) -> list[dict]:
+    def examples(logs, earlier=(), session_gap=None, since=-math.inf) -> Examples:
         negatives = 0 if session_gap else catalog_negatives
-        return purchase_examples(events, items, history_size, negatives, seed, earlier, session_gap)
+        built = iter_purchase_examples(
+            _merged(*logs), items, history_size, negatives, seed, _merged(*earlier), session_gap,
+            (since, math.inf),
+        )  # fmt: skip
+        if work_dir is None:
+            return list(built)
+        return StoredExamples.write(built, tempfile.mkdtemp(prefix="examples-", dir=work_dir), items,
+                                    history_size)  # fmt: skip
 
     sessions = {}
     if history_events:
-        earlier = [event for path in history_events for event in read(path)]
+        earlier = [read(path) for path in history_events]
         scored = read(events_file)
-        splits = {"train": examples(earlier), "test": examples(scored, earlier)}
-        sessions["test"] = examples(scored, earlier, SESSION_GAP)
+        splits = {"train": examples(earlier), "test": examples([scored], earlier)}
+        sessions["test"] = examples([scored], earlier, SESSION_GAP)
     else:
         events = read(events_file)
-        train = examples(events)
+        train = examples([events])
         if until is not None:
-            train = [example for example in train if example["timestamp"] < until]
+            train = between(train, -math.inf, until)
         later = [read(path) for path in (valid_events, test_events) if path]
         fractions = (
             0.0 if valid_events else valid_fraction,
@@ -126,26 +180,29 @@ def read_purchase_data(
         splits = split_by_time(train, *fractions)
         cut = [split for split in ("valid", "test") if splits[split]]
         if cut:
-            frozen = examples(events, session_gap=SESSION_GAP)
+            frozen = examples([events], session_gap=SESSION_GAP, since=splits[cut[0]][0]["timestamp"])
             for split in cut:
                 first, last = splits[split][0]["timestamp"], splits[split][-1]["timestamp"]
-                sessions[split] = [e for e in frozen if first <= e["timestamp"] <= last]
+                sessions[split] = between(frozen, first, last + 1)
         if valid_events:
-            splits["valid"] = examples(later[0], events)
-            sessions["valid"] = examples(later[0], events, SESSION_GAP)
+            splits["valid"] = examples([later[0]], [events])
+            sessions["valid"] = examples([later[0]], [events], SESSION_GAP)
         if test_events:
-            earlier = events + (later[0] if valid_events else [])
-            splits["test"], sessions["test"] = (
-                examples(later[-1], earlier),
-                examples(later[-1], earlier, SESSION_GAP),
-            )
+            earlier = [events, later[0]] if valid_events else [events]
+            splits["test"] = examples([later[-1]], earlier)
+            sessions["test"] = examples([later[-1]], earlier, SESSION_GAP)
     if not any(example["label"] for example in splits["train"]):
         raise DataError(f"{events_file}: no view followed by a purchase: nothing to learn P(purchase) from")
     data = PurchaseData(items, splits, report, Path(items_file).parent, sessions)
     for split, frozen in sessions.items():  # one frozen example per scored view, in the same order
-        keys = [(e["user_id"], e["item_id"], e["timestamp"]) for e in data.scored(split)]
-        assert keys == [(e["user_id"], e["item_id"], e["timestamp"]) for e in frozen], split
+        assert len(frozen) == len(data.scored(split)), split
     return data
+
+
+def _merged(*logs) -> Iterator[dict]:
+    """Events of several logs (lists in any order, or `SortedEvents`) in one time order."""
+    ordered = [log if isinstance(log, SortedEvents) else _in_time_order(log) for log in logs]
+    return heapq.merge(*ordered, key=lambda e: (e["timestamp"], EVENT_TYPES.index(e["event"])))
 
 
 class VectorCache:
@@ -180,24 +237,35 @@ class VectorCache:
 
     def dataset(
         self,
-        examples: list[dict],
+        examples: Examples,
         batch_size: int = 256,
         shuffle: bool = False,
         seed: int = 0,
         history_size: int = 10,
     ) -> tf.data.Dataset:
-        """Batches of `(core inputs, label)` for `PurchaseModel.core`, from examples."""
-        columns = purchase_columns(examples, self.items, history_size)
-        rows = np.vectorize(lambda i: self.item_row.get(i, -1), otypes=[np.int32])
-        indices = {
-            "history": rows(columns["history_ids"]),
-            "item": rows(columns["item_id"]),
-            "query": np.asarray([self.query_row[q] for q in columns["query"]], np.int32),
-        }
-        passed = {name: columns[name] for name in self.inputs if name in columns and name not in indices}
-        dataset = tf.data.Dataset.from_tensor_slices(((indices, passed), columns["label"]))
+        """Batches of `(core inputs, label)` for `PurchaseModel.core`, from examples (a list, or
+        `StoredExamples` read one chunk at a time: shuffled by chunk order and a buffer)."""
+        if isinstance(examples, StoredExamples):
+            first = self._rows(next(examples.columns()))
+            signature = tf.nest.map_structure(
+                lambda a: tf.TensorSpec((None, *a.shape[1:]), tf.string if a.dtype == object else a.dtype),
+                first,
+            )
+            rng = np.random.default_rng(seed)
+
+            def rows():  # called once per epoch: a new chunk order each time
+                for columns in examples.columns(rng if shuffle else None):
+                    yield self._rows(columns)
+
+            dataset = tf.data.Dataset.from_generator(rows, output_signature=signature).unbatch()
+            dataset = dataset.apply(tf.data.experimental.assert_cardinality(len(examples)))
+        else:
+            dataset = tf.data.Dataset.from_tensor_slices(
+                self._rows(purchase_columns(examples, self.items, history_size))
+            )
         if shuffle:
-            dataset = dataset.shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+            buffer = len(examples) if isinstance(examples, list) else min(len(examples), SHUFFLE_BUFFER)
+            dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         item_vectors, query_vectors = tf.constant(self.item_vectors), tf.constant(self.query_vectors)
         intents = None if self.query_intents is None else tf.constant(self.query_intents)
         no_query = self.query_row[""]
@@ -217,3 +285,14 @@ class VectorCache:
             return features, label
 
         return dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+    def _rows(self, columns: dict[str, np.ndarray]) -> tuple:
+        """`((vector rows, inputs passed as they are), label)` of `purchase_columns`."""
+        rows = np.vectorize(lambda i: self.item_row.get(i, -1), otypes=[np.int32])
+        indices = {
+            "history": rows(columns["history_ids"]),
+            "item": rows(columns["item_id"]),
+            "query": np.asarray([self.query_row[q] for q in columns["query"]], np.int32),
+        }
+        passed = {name: columns[name] for name in self.inputs if name in columns and name not in indices}
+        return (indices, passed), columns["label"]

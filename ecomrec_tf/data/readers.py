@@ -162,10 +162,15 @@ def read_records(
     Raises:
         DataError: naming the file and line of the first bad record.
     """
+    return list(iter_records(path, fields, optional))
+
+
+def iter_records(path: str | Path, fields: tuple[str, ...], optional: tuple[str, ...] = ()):
+    """`read_records` one record at a time, for files larger than memory."""
     path = Path(path)
     _check_file(path)
     tfrecord = path.suffix.lower() in (".tfrecord", ".tfrecords")
-    records = []
+    empty = True
     for number, record in _records(path):
         where = f"{path}: record {number}" if tfrecord else f"{path}:{number}"
         for field in fields:
@@ -180,10 +185,10 @@ def read_records(
             value = record.get(field)
             if value is not None and not isinstance(value, str):
                 raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__}")
-        records.append((where, record))
-    if not records:
+        empty = False
+        yield where, record
+    if empty:
         raise DataError(f"{path}: no records")
-    return records
 
 
 def read_intent_file(path: str | Path) -> tuple[list[str], list[str]]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +14,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+Scorer = Callable[[Sequence[dict]], np.ndarray]  # examples -> one score each
 
-def popularity_scores(train: Sequence[dict], examples: Sequence[dict]) -> np.ndarray:
+
+def popularity(train: Sequence[dict]) -> Scorer:
     """Each candidate's number of purchases in `train` (ties broken by views): the same for every user."""
     bought = Counter(e["item_id"] for e in train if e["label"])
     seen = Counter(e["item_id"] for e in train)
-    return np.array([bought[e["item_id"]] + 1e-6 * seen[e["item_id"]] for e in examples], dtype=float)
+    return lambda examples: np.array(
+        [bought[e["item_id"]] + 1e-6 * seen[e["item_id"]] for e in examples], dtype=float
+    )
 
 
 def _features(
@@ -52,10 +56,8 @@ def _features(
     return np.asarray(rows, dtype=float)
 
 
-def logistic_regression_scores(
-    train: Sequence[dict], examples: Sequence[dict], items: dict[str, dict], cross: bool = False
-) -> np.ndarray:
-    """P(purchase) of a logistic regression fitted on `train`, for `examples`.
+def logistic_regression(train: Sequence[dict], items: dict[str, dict], cross: bool = False) -> Scorer:
+    """P(purchase) of a logistic regression fitted on `train`.
 
     Simple features (`cross=False`): log price, missing price, item purchases and smoothed purchase
     rate in `train`, history length, query present: what an item-level model knows. `cross=True`
@@ -64,17 +66,16 @@ def logistic_regression_scores(
     """
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
     model.fit(_features(train, items, train, cross), [e["label"] for e in train])
-    return model.predict_proba(_features(examples, items, train, cross))[:, 1]
+    return lambda examples: model.predict_proba(_features(examples, items, train, cross))[:, 1]
 
 
-def counts_logistic_regression_scores(train: Sequence[dict], examples: Sequence[dict],
-                                      items: dict[str, dict]) -> np.ndarray:  # fmt: skip
+def counts_logistic_regression(train: Sequence[dict], items: dict[str, dict]) -> Scorer:
     """P(purchase) of a logistic regression on the purchase model's own count features
     (`heads.count_features.transform` of `event_state.FEATURES`, standardised), fitted on `train`:
     what a plain logistic regression reaches with the same counts, recency and category affinities."""
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     model.fit(_count_features(train, items), [e["label"] for e in train])
-    return model.predict_proba(_count_features(examples, items))[:, 1]
+    return lambda examples: model.predict_proba(_count_features(examples, items))[:, 1]
 
 
 def _count_features(examples: Sequence[dict], items: dict[str, dict]) -> np.ndarray:
@@ -90,11 +91,10 @@ def _count_features(examples: Sequence[dict], items: dict[str, dict]) -> np.ndar
 BIAS_C = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 
 
-def id_bias_scores(train: Sequence[dict], examples: Sequence[dict],
-                   valid: Sequence[dict] | None = None) -> tuple[np.ndarray, float]:  # fmt: skip
+def id_bias(train: Sequence[dict], valid: Sequence[dict] | None = None) -> tuple[Scorer, float]:
     """P(purchase) of a logistic regression on one-hot user and item ids (a user bias plus an item
     bias), fitted on `train`; its inverse L2 strength C from `BIAS_C` chosen by AUC on `valid`
-    (1 without it). Ids absent from `train` get no bias. Returns `(scores, C)`."""
+    (1 without it). Ids absent from `train` get no bias. Returns `(scorer, C)`."""
     from scipy import sparse
     from sklearn.metrics import roc_auc_score
 
@@ -116,13 +116,13 @@ def id_bias_scores(train: Sequence[dict], examples: Sequence[dict],
     if valid and len({e["label"] for e in valid}) == 2:
         valid_x, valid_y = one_hot(valid), [e["label"] for e in valid]
         best = max(BIAS_C, key=lambda c: roc_auc_score(valid_y, fit(c).predict_proba(valid_x)[:, 1]))
-    return fit(best).predict_proba(one_hot(examples))[:, 1], best
+    model = fit(best)
+    return lambda examples: model.predict_proba(one_hot(examples))[:, 1], best
 
 
-def oracle_scores(
-    examples: Sequence[dict], items: dict[str, dict], shop_dir: str | Path
-) -> np.ndarray | None:
-    """The generator's true P(purchase) for each example, or None when `shop_dir` is not a generated shop.
+def oracle(items: dict[str, dict], shop_dir: str | Path, examples: Sequence[dict]) -> Scorer | None:
+    """The generator's true P(purchase), or None when `shop_dir` is not a generated shop or
+    `examples` (a sample of what it will score) are not its users and items.
 
     Needs `shop_dir/shop.json` (written by `data.generate_shop`) for the seed; users are `U<index>`.
     """
@@ -133,9 +133,14 @@ def oracle_scores(
 
     seed = json.loads(summary.read_text())["config"]["seed"]
     truth = ShopTruth(list(items.values()), seed)
-    try:
+
+    def scores(examples: Sequence[dict]) -> np.ndarray:
         return np.array(
             [truth.probability(int(e["user_id"].lstrip("U")), e["item_id"], e["query"]) for e in examples]
         )
+
+    try:
+        scores(examples)
     except (KeyError, ValueError):
         return None  # not the generator's users or items
+    return scores

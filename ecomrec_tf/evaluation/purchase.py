@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
+import random
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,26 +14,27 @@ from matplotlib.figure import Figure
 from sklearn import metrics
 
 from ecomrec_tf.data.event_state import SESSION_GAP
-from ecomrec_tf.evaluation.baselines import (
-    counts_logistic_regression_scores,
-    id_bias_scores,
-    logistic_regression_scores,
-    oracle_scores,
-    popularity_scores,
-)
+from ecomrec_tf.evaluation import baselines
 from ecomrec_tf.evaluation.classification import finish_figure
 
 
 def session_ids(examples: Sequence[dict], gap: int = SESSION_GAP) -> np.ndarray:
     """One id per example: the same user with less than `gap` seconds since their previous example."""
-    ids = np.empty(len(examples), dtype=np.int64)
-    order = sorted(range(len(examples)), key=lambda i: (examples[i]["user_id"], examples[i]["timestamp"]))
-    session, last_user, last_time = -1, None, None
-    for i in order:
-        user, time = examples[i]["user_id"], examples[i]["timestamp"]
-        if user != last_user or time - last_time >= gap:
-            session += 1
-        ids[i], last_user, last_time = session, user, time
+    users = {}
+    return sessions_of(
+        np.array([users.setdefault(e["user_id"], len(users)) for e in examples], np.int64),
+        np.array([e["timestamp"] for e in examples], np.int64),
+        gap,
+    )
+
+
+def sessions_of(users: np.ndarray, times: np.ndarray, gap: int = SESSION_GAP) -> np.ndarray:
+    """`session_ids` from arrays: a user number and a timestamp per example."""
+    order = np.lexsort((times, users))
+    users, times = users[order], times[order]
+    new = np.r_[True, (users[1:] != users[:-1]) | (times[1:] - times[:-1] >= gap)]
+    ids = np.empty(len(order), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
     return ids
 
 
@@ -137,20 +141,26 @@ def predict_probabilities(model, cache, examples: list[dict]) -> np.ndarray:
     return np.asarray(model.core.predict(cache.dataset(examples, 1024), verbose=0)["purchase_probability"])
 
 
+BASELINE_EXAMPLES = 200_000  # training examples the baselines are fitted on: a random sample beyond
+CHUNK = 65_536  # examples scored at a time
+
+
 def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cache=None,
                       progress: bool = True) -> dict:  # fmt: skip
     """The model beside its baselines on one split's real views: metrics JSON, ROC and reliability PNGs.
 
-    Baselines fitted on the train split: item popularity, logistic regression on simple features
-    and with hand-made cross features, logistic regression on the model's own count features, a
-    user + item bias model (C chosen on valid), and on a generated shop the generator's true
-    probabilities (the oracle; `gap_closed` is the share of the AUC gap between logistic regression
-    on simple features and the oracle that the model closes). AUC, log loss and ECE score every view
-    with what was known just before it; NDCG@10, Recall@10 and MRR rank each session's views with
-    the user's state at the session's first view (`data.sessions`), as a page of candidates is
-    ranked. `cold_start` reports the same on the examples whose item (`new_items`) or user
-    (`new_users`) the train split never shows. Catalog negatives, when the split has them, are
-    reported apart (`with_catalog_negatives`), never mixed into the main numbers.
+    Baselines fitted on the train split (a random sample of `BASELINE_EXAMPLES` when larger): item
+    popularity, logistic regression on simple features and with hand-made cross features, logistic
+    regression on the model's own count features, a user + item bias model (C chosen on valid), and
+    on a generated shop the generator's true probabilities (the oracle; `gap_closed` is the share
+    of the AUC gap between logistic regression on simple features and the oracle that the model
+    closes). AUC, log loss and ECE score every view with what was known just before it; NDCG@10,
+    Recall@10 and MRR rank each session's views with the user's state at the session's first view
+    (`data.sessions`), as a page of candidates is ranked. `cold_start` reports the same on the
+    examples whose item (`new_items`) or user (`new_users`) the train split never shows. Catalog
+    negatives, when the split has them, are reported apart (`with_catalog_negatives`), never mixed
+    into the main numbers. Examples are scored `CHUNK` at a time: memory holds a few numbers per
+    scored example, never the examples.
 
     Args:
         model: a trained `PurchaseModel`.
@@ -159,84 +169,118 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
 
     Writes `<split>_purchase_metrics.json`, `<split>_roc.png`, `<split>_reliability.png` to `out_dir`.
     """
-    from ecomrec_tf.data.purchase_data import VectorCache
+    from ecomrec_tf.data.purchase_data import VectorCache, column_chunks
     from ecomrec_tf.data.readers import DataError
 
     examples = data.scored(split)
-    if not examples:
+    if not len(examples):
         raise DataError(f"the {split} split has no examples")
     cache = cache or VectorCache(model, data.items, data.queries(), progress=progress)
     train = data.scored("train")
     valid = data.scored("valid") if split != "valid" and data.splits.get("valid") else None
+    scorers = _baselines(data, _sample(train), _sample(valid) if valid else None)
+    scorers = {"model": lambda part: predict_probabilities(model, cache, part), **scorers}
+    seen_items, seen_users = set(), set()
+    for columns in column_chunks(train, data.items):
+        seen_items.update(columns["item_id"], columns["history_ids"][columns["history_ids"] != ""])
+        seen_users.update(columns["user_id"])
+    users: dict[str, int] = {}
+    scored = _scored(scorers, examples, users, seen_items, seen_users)
     frozen = data.sessions.get(split)
-    negatives = [e for e in data.splits[split] if e["catalog_negative"]]
-    parts = [examples, frozen or [], negatives]
-    everything = _all_scores(model, cache, data, train, valid, [e for part in parts for e in part])
-    bounds = np.cumsum([0] + [len(part) for part in parts])
-    scores, frozen_scores, negative_scores = (
-        {name: values[bounds[i] : bounds[i + 1]] for name, values in everything.items()} for i in range(3)
-    )
-    ranking = (frozen, frozen_scores) if frozen else None
-    result = _metrics_by_name(examples, scores, ranking)
-    if "oracle" in scores:
+    result = _metrics_by_name(scored, _scored(scorers, frozen, users) if frozen else None)
+    if "oracle" in scored.scores:
         base = result["logistic_regression"]["auc"]
         result["gap_closed"] = (result["model"]["auc"] - base) / max(result["oracle"]["auc"] - base, 1e-9)
-    seen_items = {e["item_id"] for e in train} | {i for e in train for i in e["history"]}
-    seen_users = {e["user_id"] for e in train}
     result["cold_start"] = {}
-    for name, keep in (("new_items", lambda e: e["item_id"] not in seen_items),
-                       ("new_users", lambda e: e["user_id"] not in seen_users)):  # fmt: skip
-        rows = [i for i, e in enumerate(examples) if keep(e)]
-        labels = {examples[i]["label"] for i in rows}
+    for name, keep in (("new_items", scored.new_item), ("new_users", scored.new_user)):
+        part = scored.subset(keep)
         result["cold_start"][name] = (
-            _metrics_by_name([examples[i] for i in rows], {k: v[rows] for k, v in scores.items()})
-            if len(labels) == 2
-            else {"examples": len(rows)}
+            _metrics_by_name(part) if len(set(part.labels)) == 2 else {"examples": len(part.labels)}
         )
-    if negatives:
-        result["with_catalog_negatives"] = _metrics_by_name(
-            examples + negatives, {k: np.concatenate([scores[k], negative_scores[k]]) for k in scores}
-        )
+    everything = data.splits[split]
+    if len(everything) > len(examples):  # catalog negatives
+        result["with_catalog_negatives"] = _metrics_by_name(_scored(scorers, everything, users, set(), set()))
     result["split"] = split
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{split}_purchase_metrics.json").write_text(json.dumps(result, indent=2))
-    labels = np.array([e["label"] for e in examples])
-    plot_roc(labels, scores, out_dir / f"{split}_roc.png")
-    probabilities = {k: v for k, v in scores.items() if k != "popularity"}
-    plot_reliability(labels, probabilities, out_dir / f"{split}_reliability.png")
+    plot_roc(scored.labels, scored.scores, out_dir / f"{split}_roc.png")
+    probabilities = {k: v for k, v in scored.scores.items() if k != "popularity"}
+    plot_reliability(scored.labels, probabilities, out_dir / f"{split}_reliability.png")
     return result
 
 
-def _all_scores(model, cache, data, train, valid, examples) -> dict[str, np.ndarray]:
-    """The model's and every baseline's scores for `examples`, the baselines fitted on `train`."""
-    scores = {
-        "model": predict_probabilities(model, cache, examples),
-        "popularity": popularity_scores(train, examples),
-        "logistic_regression": logistic_regression_scores(train, examples, data.items),
-        "logistic_regression_cross": logistic_regression_scores(train, examples, data.items, cross=True),
-        "logistic_regression_counts": counts_logistic_regression_scores(train, examples, data.items),
-        "user_item_bias": id_bias_scores(train, examples, valid)[0],
+def _sample(examples, size: int = BASELINE_EXAMPLES, seed: int = 0) -> list[dict]:
+    """All examples, or a uniform random sample of `size` (reservoir sampling: one pass)."""
+    rng = random.Random(seed)
+    sample = []
+    for i, example in enumerate(examples):
+        if i < size:
+            sample.append(example)
+        elif (j := rng.randrange(i + 1)) < size:
+            sample[j] = example
+    return sample
+
+
+def _baselines(data, train: list[dict], valid: list[dict] | None) -> dict:
+    """Every baseline's scorer, fitted on `train`."""
+    scorers = {
+        "popularity": baselines.popularity(train),
+        "logistic_regression": baselines.logistic_regression(train, data.items),
+        "logistic_regression_cross": baselines.logistic_regression(train, data.items, cross=True),
+        "logistic_regression_counts": baselines.counts_logistic_regression(train, data.items),
+        "user_item_bias": baselines.id_bias(train, valid)[0],
     }
-    oracle = oracle_scores(examples, data.items, data.shop_dir)
+    oracle = baselines.oracle(data.items, data.shop_dir, train[:100])
     if oracle is not None:
-        scores["oracle"] = oracle
-    return scores
+        scorers["oracle"] = oracle
+    return scorers
 
 
-def _metrics_by_name(examples: list[dict], scores: dict[str, np.ndarray], ranking=None) -> dict[str, dict]:
-    """`purchase_metrics` of each named score; ranking metrics per session from `ranking`
-    (`(examples, scores)` with the user's state frozen per session) when given."""
-    labels = np.array([e["label"] for e in examples])
+@dataclasses.dataclass
+class _Scored:
+    """Examples reduced to what metrics need: label, user number, time, cold-start flags, scores."""
+
+    labels: np.ndarray
+    users: np.ndarray
+    times: np.ndarray
+    new_item: np.ndarray
+    new_user: np.ndarray
+    scores: dict[str, np.ndarray]
+
+    def subset(self, keep: np.ndarray) -> _Scored:
+        return _Scored(*(a[keep] for a in dataclasses.astuple(self)[:5]),
+                       {k: v[keep] for k, v in self.scores.items()})  # fmt: skip
+
+
+def _scored(scorers: dict, examples, users: dict, seen_items=frozenset(), seen_users=frozenset()) -> _Scored:
+    """Every scorer's scores of examples (a list or stored examples), `CHUNK` examples at a time."""
+    columns = {name: [] for name in ("labels", "users", "times", "new_item", "new_user")}
+    scores = {name: [] for name in scorers}
+    iterator = iter(examples)
+    while chunk := list(itertools.islice(iterator, CHUNK)):
+        columns["labels"].append(np.array([e["label"] for e in chunk], np.int8))
+        columns["users"].append(np.array([users.setdefault(e["user_id"], len(users)) for e in chunk]))
+        columns["times"].append(np.array([e["timestamp"] for e in chunk], np.int64))
+        columns["new_item"].append(np.array([e["item_id"] not in seen_items for e in chunk]))
+        columns["new_user"].append(np.array([e["user_id"] not in seen_users for e in chunk]))
+        for name, scorer in scorers.items():
+            scores[name].append(np.asarray(scorer(chunk), np.float64).reshape(-1))
+    joined = {name: np.concatenate(parts) for name, parts in columns.items()}
+    return _Scored(**joined, scores={name: np.concatenate(parts) for name, parts in scores.items()})
+
+
+def _metrics_by_name(scored: _Scored, frozen: _Scored | None = None) -> dict[str, dict]:
+    """`purchase_metrics` of each named score; ranking metrics per session from `frozen` (the
+    same views with the user's state frozen per session) when given."""
     result = {}
-    for name, score in scores.items():
+    for name, score in scored.scores.items():
+        ranking = frozen or scored
+        frozen_score = ranking.scores[name]
         if name == "popularity":  # a ranking, not a probability: AUC and ranking metrics only
             score = score / max(score.max(), 1e-9)
-        if ranking is None:
-            result[name] = purchase_metrics(labels, score, session_ids(examples))
-        else:
-            frozen, frozen_scores = ranking
-            result[name] = purchase_metrics(labels, score)
-            frozen_labels = [e["label"] for e in frozen]
-            result[name] |= ranking_metrics(frozen_labels, frozen_scores[name], session_ids(frozen))
+            frozen_score = frozen_score / max(frozen_score.max(), 1e-9)
+        result[name] = purchase_metrics(scored.labels, score)
+        sessions = sessions_of(ranking.users, ranking.times)
+        result[name] |= ranking_metrics(ranking.labels, frozen_score, sessions)
     return result

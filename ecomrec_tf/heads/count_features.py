@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import keras
 import numpy as np
 from keras import ops
@@ -68,14 +70,21 @@ class CountFeatures(keras.layers.Layer):
             for name, size in sizes.items()
         }
 
-    def adapt(self, raw: dict[str, np.ndarray]) -> None:
-        """Sets each feature's mean and scale (standard deviation) from training examples' raw values."""
+    def adapt(self, raw: dict[str, np.ndarray] | Iterable[dict[str, np.ndarray]]) -> None:
+        """Sets each feature's mean and scale (standard deviation) from training examples' raw values:
+        one dict of arrays, or an iterable of them (chunks of a split larger than memory)."""
         if not self.built:
             self.build()
-        for name, values in transform(raw).items():
-            values = np.asarray(values)
-            self.means[name].assign(values.mean(axis=0))
-            self.scales[name].assign(np.maximum(values.std(axis=0), 1e-3))
+        sums: dict = {}
+        for chunk in [raw] if isinstance(raw, dict) else raw:
+            for name, values in transform(chunk).items():
+                values = np.asarray(values, np.float64)
+                n, total, squares = sums.get(name, (0, 0.0, 0.0))
+                sums[name] = (n + len(values), total + values.sum(0), squares + (values**2).sum(0))
+        for name, (n, total, squares) in sums.items():
+            mean = total / n
+            self.means[name].assign(mean)
+            self.scales[name].assign(np.maximum(np.sqrt(np.maximum(squares / n - mean**2, 0.0)), 1e-3))
 
     def call(self, raw):
         return {

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 import keras
@@ -20,9 +22,8 @@ from sklearn.linear_model import LogisticRegression
 from ecomrec_tf.data.event_state import FEATURES
 from ecomrec_tf.data.events import split_by_time
 from ecomrec_tf.data.pipeline import shard_for
-from ecomrec_tf.data.purchase_data import PurchaseData, VectorCache, read_purchase_data
+from ecomrec_tf.data.purchase_data import PurchaseData, VectorCache, column_chunks, read_purchase_data
 from ecomrec_tf.data.readers import DataError
-from ecomrec_tf.data.task_datasets import purchase_columns
 from ecomrec_tf.defaults import PURCHASE
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation.classification import plot_history
@@ -67,13 +68,18 @@ def calibrate(model: PurchaseModel, logits: np.ndarray, labels: np.ndarray) -> t
     return a, b
 
 
-def fit_statistics(model: PurchaseModel, data: PurchaseData, history_size: int = 10) -> None:
+def fit_statistics(
+    model: PurchaseModel, data: PurchaseData, history_size: int = 10, vocabularies: dict | None = None
+) -> None:
     """Sets what the model learns from the training split before gradient steps: the id
-    embeddings' vocabularies and the count features' standardisation."""
-    model.set_vocabularies(data.vocabularies())
+    embeddings' vocabularies (`data.vocabularies()` unless given) and the count features'
+    standardisation."""
+    model.set_vocabularies(vocabularies or data.vocabularies())
     if model.counts is not None:
-        columns = purchase_columns(data.splits["train"], data.items, history_size)
-        model.counts.adapt({name: columns[name] for name in (*FEATURES, "price")})
+        model.counts.adapt(
+            {name: columns[name] for name in (*FEATURES, "price")}
+            for columns in column_chunks(data.splits["train"], data.items, history_size)
+        )
 
 
 def train_purchase(
@@ -112,59 +118,64 @@ def train_purchase(
 
     Writes `run_dir/model.keras`, `config.json`, `history.json`, `curves.png`, TensorBoard logs
     (and HParams), and `evaluation.purchase.evaluate_purchase`'s files for the test split.
-    Rerunning the same command after a crash resumes from the last finished epoch.
+    Rerunning the same command after a crash resumes from the last finished epoch. Examples are
+    built on disk (`read_purchase_data(work_dir=...)`, a temporary folder in `run_dir`), so memory
+    stays bounded however long the event logs are.
 
     Returns:
         `(model, test metrics with baselines)`.
     """
     config = save_run_config(run_dir, locals())
     run_dir = Path(run_dir)
-    data = read_purchase_data(
-        items_file, events_file, valid_events, test_events, history_size=history_size,
-        catalog_negatives=catalog_negatives, seed=seed, until=until,
-    )  # fmt: skip
-    if not data.scored("valid"):
-        raise DataError(f"{valid_events or events_file}: no examples for the validation split")
-    print(f"events: {data.report}")
-    print("examples: " + ", ".join(f"{k} {len(data.scored(k))}" for k in data.splits))
+    for stale in run_dir.glob(".examples-*"):  # a killed run's
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=".examples-", dir=run_dir) as work_dir:
+        data = read_purchase_data(
+            items_file, events_file, valid_events, test_events, history_size=history_size,
+            catalog_negatives=catalog_negatives, seed=seed, until=until, work_dir=work_dir,
+        )  # fmt: skip
+        if not data.scored("valid"):
+            raise DataError(f"{valid_events or events_file}: no examples for the validation split")
+        print(f"events: {data.report}")
+        print("examples: " + ", ".join(f"{k} {len(data.scored(k))}" for k in data.splits))
 
-    keras.utils.set_random_seed(seed)
-    intent = keras.saving.load_model(intent_model) if intent_model else None
-    vocabularies = data.vocabularies()
-    model = build_purchase_model(
-        load_encoder(encoder),
-        sequence_length,
-        mode=mode,
-        tower_dim=tower_dim,
-        dropout=dropout,
-        intent_model=intent,
-        parts=parts,
-        id_dim=id_dim,
-        id_l2=id_l2,
-        vocabulary_sizes={kind: max(len(ids), 1) for kind, ids in vocabularies.items()},
-    )
-    fit_statistics(model, data, history_size)
-    cache = VectorCache(model, data.items, data.queries(), progress=verbose != 0)
-    examples = data.splits["train"] if catalog_negatives else data.scored("train")
-    train = cache.dataset(examples, batch_size, shuffle=True, seed=seed, history_size=history_size)
-    valid = cache.dataset(data.scored("valid"), batch_size * 4, history_size=history_size)
-    trainable = compile_for_training(model, learning_rate, int(train.cardinality()) * epochs)
-    history = fit(
-        trainable, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_auc",
-        verbose=verbose,
-    )  # fmt: skip
-    history = {key: [float(v) for v in values] for key, values in history.history.items()}
-    (run_dir / "history.json").write_text(json.dumps(history, indent=2))
-    plot_history({k: v for k, v in history.items() if "learning_rate" not in k}, run_dir / "curves.png")
+        keras.utils.set_random_seed(seed)
+        intent = keras.saving.load_model(intent_model) if intent_model else None
+        vocabularies = data.vocabularies()
+        model = build_purchase_model(
+            load_encoder(encoder),
+            sequence_length,
+            mode=mode,
+            tower_dim=tower_dim,
+            dropout=dropout,
+            intent_model=intent,
+            parts=parts,
+            id_dim=id_dim,
+            id_l2=id_l2,
+            vocabulary_sizes={kind: max(len(ids), 1) for kind, ids in vocabularies.items()},
+        )
+        fit_statistics(model, data, history_size, vocabularies)
+        cache = VectorCache(model, data.items, data.queries(), progress=verbose != 0)
+        examples = data.splits["train"] if catalog_negatives else data.scored("train")
+        train = cache.dataset(examples, batch_size, shuffle=True, seed=seed, history_size=history_size)
+        valid = cache.dataset(data.scored("valid"), batch_size * 4, history_size=history_size)
+        trainable = compile_for_training(model, learning_rate, int(train.cardinality()) * epochs)
+        history = fit(
+            trainable, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_auc",
+            verbose=verbose,
+        )  # fmt: skip
+        history = {key: [float(v) for v in values] for key, values in history.history.items()}
+        (run_dir / "history.json").write_text(json.dumps(history, indent=2))
+        plot_history({k: v for k, v in history.items() if "learning_rate" not in k}, run_dir / "curves.png")
 
-    valid_labels = np.array([e["label"] for e in data.scored("valid")])
-    logits = np.asarray(trainable.predict(valid, verbose=0)).reshape(-1)
-    calibrate(model, logits, valid_labels)
-    split = "test" if data.scored("test") else "valid"
-    result = evaluate_purchase(model, data, run_dir, split, cache)
-    log_hparams(run_dir, config)
-    save_model(model, run_dir / MODEL_FILE)
-    return model, result
+        valid_labels = np.concatenate([c["label"] for c in column_chunks(data.scored("valid"), data.items)])
+        logits = np.asarray(trainable.predict(valid, verbose=0)).reshape(-1)
+        calibrate(model, logits, valid_labels)
+        split = "test" if data.scored("test") else "valid"
+        result = evaluate_purchase(model, data, run_dir, split, cache)
+        log_hparams(run_dir, config)
+        save_model(model, run_dir / MODEL_FILE)
+        return model, result
 
 
 def update_purchase(

@@ -72,7 +72,7 @@ def test_plots_write_pngs(tmp_path):
 
 
 def test_the_id_bias_baseline_learns_user_and_item_rates_and_picks_c_on_valid():
-    from ecomrec_tf.evaluation.baselines import BIAS_C, id_bias_scores
+    from ecomrec_tf.evaluation.baselines import BIAS_C, id_bias
 
     rng = np.random.default_rng(0)
     rate = {("u1", "a"): 0.9, ("u1", "b"): 0.6, ("u2", "a"): 0.4, ("u2", "b"): 0.1}
@@ -86,7 +86,8 @@ def test_the_id_bias_baseline_learns_user_and_item_rates_and_picks_c_on_valid():
 
     train, valid = draw(2000), draw(400)
     examples = [{"user_id": u, "item_id": i} for u, i in rate] + [{"user_id": "new", "item_id": "new"}]
-    scores, c = id_bias_scores(train, examples, valid)
+    scorer, c = id_bias(train, valid)
+    scores = scorer(examples)
     assert c in BIAS_C
     assert list(np.argsort(-scores[:4])) == [0, 1, 2, 3]  # the true order of the rates
     assert 0 < scores[4] < 1  # an unseen user and item get the intercept

@@ -46,3 +46,18 @@ def test_adapt_standardises_the_training_data():
         assert np.all((np.abs(values.std(axis=0) - 1.0) < 1e-3) | (values.std(axis=0) < 1e-6))
     with pytest.raises(KeyError):
         layer({"user_views": tf.constant([1.0])})  # every count is needed
+
+
+def test_adapt_on_chunks_equals_adapt_on_the_whole():
+    rng = np.random.default_rng(1)
+    data = {name: rng.poisson(5, 900).astype(np.float32) for name in (*FEATURES, "price")}
+    whole, chunked = CountFeatures(), CountFeatures()
+    whole.adapt(data)
+    chunked.adapt(
+        {name: values[start : start + 100] for name, values in data.items()} for start in range(0, 900, 100)
+    )
+    for name in whole.means:
+        np.testing.assert_allclose(
+            chunked.means[name].numpy(), whole.means[name].numpy(), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(chunked.scales[name].numpy(), whole.scales[name].numpy(), rtol=1e-4)

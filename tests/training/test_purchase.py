@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ecomrec_tf.data import DataError
+from ecomrec_tf.data.example_store import StoredExamples
 from ecomrec_tf.data.purchase_data import VectorCache, read_purchase_data
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
 from ecomrec_tf.data.task_datasets import purchase_dataset
@@ -71,7 +72,7 @@ def test_train_writes_the_run_and_reports_model_and_baselines(trained, shop):
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.rglob("*"))  # TensorBoard
 
 
-def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop):
+def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop, tmp_path):
     model = trained[0]
     data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
     examples = data.splits["test"][:40]
@@ -81,6 +82,8 @@ def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop
         purchase_dataset(examples, data.items, batch_size=16, bucket=False, inputs=model.input), verbose=0
     )
     np.testing.assert_allclose(from_cache, from_strings["purchase_probability"], atol=1e-5)
+    stored = StoredExamples.write(examples, tmp_path / "stored", data.items)  # read back chunk by chunk
+    np.testing.assert_allclose(predict_probabilities(model, cache, stored), from_cache, atol=1e-6)
 
 
 def test_calibration_folds_platt_scaling_into_the_model(trained):
