@@ -83,11 +83,11 @@ class CrashSafeBackup(keras.callbacks.BackupAndRestore):
                 np.savez(partial / "best.npz", *stopping.best_weights)
         (partial / self.STATE).write_text(json.dumps(state), encoding="utf-8")
         for path in partial.iterdir():
-            _fsync(path)
-        _fsync(partial)
+            fsync(path)
+        fsync(partial)
         shutil.rmtree(final, ignore_errors=True)
         partial.rename(final)
-        _fsync(root)
+        fsync(root)
         for stale in [*self._states()[1:], *root.glob(".epoch-*")]:  # older states, dead writers' folders
             shutil.rmtree(stale, ignore_errors=True)
 
@@ -110,11 +110,12 @@ def write_atomically(path: str | Path, text: str) -> None:
     path = Path(path)
     partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
     partial.write_text(text, encoding="utf-8")
-    _fsync(partial)
+    fsync(partial)
     partial.replace(path)
 
 
-def _fsync(path: Path) -> None:
+def fsync(path: Path) -> None:
+    """Flushes a file's data to disk (before renaming it into place)."""
     descriptor = os.open(path, os.O_RDONLY)
     try:
         os.fsync(descriptor)

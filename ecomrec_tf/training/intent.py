@@ -17,7 +17,7 @@ from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
 from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length
-from ecomrec_tf.training.fit import delete_backup, fit, save_run_config
+from ecomrec_tf.training.fit import delete_backup, fit, fsync, save_run_config
 from ecomrec_tf.training.metrics import MacroF1
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
@@ -147,11 +147,13 @@ def train_intent(
 
 
 def save_model(model: keras.Model, path: str | Path) -> Path:
-    """Saves a `.keras` file via a temporary name, so a crash never leaves a truncated model, then
-    deletes the crash backup `fit` left beside it (`backup/`), which the saved model supersedes."""
+    """Saves a `.keras` file via a fsynced temporary file renamed over it, so a crash (or a power
+    cut) never leaves a truncated model, then deletes the crash backup `fit` left beside it
+    (`backup/`), which the saved model supersedes."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial.keras")
     model.save(partial)
+    fsync(partial)
     partial.replace(path)
     delete_backup(path.parent / "backup")
     return path

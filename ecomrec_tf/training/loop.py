@@ -391,7 +391,7 @@ class Trainer:
                         for key, value in logs.items():
                             tf.summary.scalar(f"loss/{key}", value)
                         tf.summary.scalar("gradient_norm", float(grad_norm))
-                        tf.summary.scalar("learning_rate", float(self.optimizer.learning_rate))
+                        tf.summary.scalar("learning_rate", float(np.asarray(self.optimizer.learning_rate)))
                         tf.summary.scalar("examples_per_second", examples / seconds)
                         tf.summary.scalar("tokens_per_second", tokens / seconds)
                 if checkpoint_every:

@@ -78,7 +78,7 @@ def arm(point: str, epoch: int) -> list[keras.callbacks.Callback]:
 
         return [Die()]
     if point in ("weights", "state", "cleanup"):
-        real_save, real_fsync = backup._save_model, fit_module._fsync
+        real_save, real_fsync = backup._save_model, fit_module.fsync
 
         def save(self):
             if at_epoch(self) and point == "weights":
@@ -99,7 +99,7 @@ def arm(point: str, epoch: int) -> list[keras.callbacks.Callback]:
                     ):
                         die()
 
-                fit_module._fsync = fsync
+                fit_module.fsync = fsync
             real_save(self)
 
         backup._save_model = save

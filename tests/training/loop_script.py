@@ -1,8 +1,10 @@
 """Trains the tiny intent model with the Trainer in a fresh process, for the multi-worker and crash tests.
 
 Usage: python -m tests.training.loop_script RUN_DIR OUT.npz [--kill-at STEP] [--kill-writing-history N]
-       [--replicas N]
-(`--kill-writing-history N`: SIGKILL with the history file of the N-th epoch end half written.)
+       [--replicas N] [--plain]
+(`--kill-writing-history N`: SIGKILL with the history file of the N-th epoch end half written;
+`--plain`: no dropout, no shuffling, no bucketing, so runs on different strategies see the same global
+batches; and SGD.)
 With TF_CONFIG set, runs under MultiWorkerMirroredStrategy.
 """
 
@@ -19,6 +21,7 @@ parser.add_argument("out")
 parser.add_argument("--kill-at", type=int)
 parser.add_argument("--kill-writing-history", type=int)
 parser.add_argument("--replicas", type=int, default=1)
+parser.add_argument("--plain", action="store_true")
 args = parser.parse_args()
 
 if args.replicas > 1:
@@ -42,16 +45,22 @@ from tests.conftest import LABELS, TEXTS  # noqa: E402
 IDS = [0, 1, 2, 0, 1, 2]
 with strategy.scope():
     keras.utils.set_random_seed(3)
-    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    dropout = 0.0 if args.plain else 0.1
+    model = build_intent_model(
+        load_encoder("tiny", dropout=dropout), LABELS, sequence_length=16, dropout=dropout
+    )
     task = text_task(
         "intent",
         model,
         keras.losses.SparseCategoricalCrossentropy(),
         train=lambda ctx: text_classification_dataset(
-            TEXTS * 4, IDS * 4, 8, shuffle=True, seed=1, input_context=ctx
+            TEXTS * 4, IDS * 4, 8, shuffle=not args.plain, bucket=not args.plain, seed=1, input_context=ctx
         ),
     )
-    trainer = Trainer(task, make_optimizer(1e-3, total_steps=12), strategy)
+    # SGD when plain: Adam's updates do not depend on the gradient's scale, so they would hide a loss
+    # averaged per replica instead of over the global batch.
+    optimizer = keras.optimizers.SGD(0.5) if args.plain else make_optimizer(1e-3, total_steps=12)
+    trainer = Trainer(task, optimizer, strategy)
 
 
 def kill(step, logs):

@@ -75,15 +75,27 @@ weight = 0.3
     saved = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert saved["tasks"]["mlm"]["weight"] == 0.3 and saved["layer_decay"] == 0.8
     assert load_config(run_dir / "config.yaml") == load_config(config)
-    tags = set()
-    for event_file in (run_dir / "validation").iterdir():
-        for event in tf.compat.v1.train.summary_iterator(str(event_file)):
-            tags |= {value.tag for value in event.summary.value}
-    assert "intent/sample_predictions/text_summary" in tags or "intent/sample_predictions" in tags
-    assert any(tag.startswith("intent/") and "pr_curve" not in tag for tag in tags)
+
+    def summaries(folder):  # {tag: plugin} of every summary in a folder's event files
+        return {
+            value.tag: value.metadata.plugin_data.plugin_name
+            for path in folder.iterdir()
+            if path.name.startswith("events")
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value
+        }
+
+    validation = summaries(run_dir / "validation")
+    assert validation.get("intent/sample_predictions") == "text"  # the table of sample predictions
+    labels = {
+        line.split("\t")[0] for line in (run_dir / "projector" / "metadata.tsv").read_text().splitlines()[1:]
+    }
+    assert len(labels) > 2 and {f"intent/{label}/pr_curves" for label in labels} <= set(
+        validation
+    )  # one per class
+    assert {validation[f"intent/{label}/pr_curves"] for label in labels} == {"pr_curves"}
     assert (run_dir / "projector" / "projector_config.pbtxt").exists()
-    assert len((run_dir / "projector" / "metadata.tsv").read_text().splitlines()) > 10
-    assert any(path.name.startswith("events") for path in run_dir.iterdir())  # the HParams summary
+    assert "hparams" in set(summaries(run_dir).values())  # the HParams dashboard's session
 
 
 def test_the_shipped_configs_parse():
