@@ -226,14 +226,16 @@ class VectorCache:
         self.query_row = {query: i for i, query in enumerate(self.queries)}
         encode = tf.function(lambda texts: model.encoder(texts)[0], reduce_retracing=True)
         texts = [item_text(items[i]) for i in self.item_ids]
-        self.item_vectors = encode_in_batches(encode, texts, batch_size, progress, "encoding items")
-        self.query_vectors = encode_in_batches(encode, self.queries, batch_size, progress, "encoding queries")
+
+        def vectors(function, texts, description) -> tf.Tensor:  # made once: every dataset shares them
+            return tf.constant(encode_in_batches(function, texts, batch_size, progress, description))
+
+        self.item_vectors = vectors(encode, texts, "encoding items")
+        self.query_vectors = vectors(encode, self.queries, "encoding queries")
         self.query_intents = None
         if model.intent_model is not None:
             intents = tf.function(model.intent_vectors, reduce_retracing=True)
-            self.query_intents = encode_in_batches(
-                intents, self.queries, batch_size, progress, "query intents"
-            )
+            self.query_intents = vectors(intents, self.queries, "query intents")
 
     def dataset(
         self,
@@ -266,8 +268,7 @@ class VectorCache:
         if shuffle:
             buffer = len(examples) if isinstance(examples, list) else min(len(examples), SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-        item_vectors, query_vectors = tf.constant(self.item_vectors), tf.constant(self.query_vectors)
-        intents = None if self.query_intents is None else tf.constant(self.query_intents)
+        item_vectors, query_vectors, intents = self.item_vectors, self.query_vectors, self.query_intents
         no_query = self.query_row[""]
 
         def gather(x, label):

@@ -142,6 +142,7 @@ def predict_probabilities(model, cache, examples: list[dict]) -> np.ndarray:
 
 
 BASELINE_EXAMPLES = 200_000  # training examples the baselines are fitted on: a random sample beyond
+VALID_EXAMPLES = 50_000  # validation examples that choose the user + item bias model's C
 CHUNK = 65_536  # examples scored at a time
 
 
@@ -149,7 +150,8 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
                       progress: bool = True) -> dict:  # fmt: skip
     """The model beside its baselines on one split's real views: metrics JSON, ROC and reliability PNGs.
 
-    Baselines fitted on the train split (a random sample of `BASELINE_EXAMPLES` when larger): item
+    Baselines fitted on the train split (a random sample of `BASELINE_EXAMPLES` when larger; C chosen
+    on at most `VALID_EXAMPLES` of valid): item
     popularity, logistic regression on simple features and with hand-made cross features, logistic
     regression on the model's own count features, a user + item bias model (C chosen on valid), and
     on a generated shop the generator's true probabilities (the oracle; `gap_closed` is the share
@@ -178,7 +180,7 @@ def evaluate_purchase(model, data, out_dir: str | Path, split: str = "test", cac
     cache = cache or VectorCache(model, data.items, data.queries(), progress=progress)
     train = data.scored("train")
     valid = data.scored("valid") if split != "valid" and data.splits.get("valid") else None
-    scorers = _baselines(data, _sample(train), _sample(valid) if valid else None)
+    scorers = _baselines(data, _sample(train), _sample(valid, VALID_EXAMPLES) if valid else None)
     scorers = {"model": lambda part: predict_probabilities(model, cache, part), **scorers}
     seen_items, seen_users = set(), set()
     for columns in column_chunks(train, data.items):
