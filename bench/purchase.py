@@ -9,7 +9,8 @@ Requests are what a shop sends: distinct users with their histories, ids and eve
 two ways: from raw strings (`rank`: the frozen encoder reads the user's history and every
 candidate's text, as the SavedModel does) and from precomputed item and query vectors
 (`core`: what serving costs when item vectors are cached, e.g. for re-ranking retrieved candidates).
-Retrieval is exact: a matrix product and `tf.math.top_k`, beside a full numpy sort as the baseline.
+Retrieval is exact: a matrix product and `tf.math.top_k`, beside numpy `argpartition` and a sort of the
+top k (the best exact numpy way) as the baseline.
 Every number is measured in this run on this machine.
 """
 
@@ -138,16 +139,23 @@ def main() -> None:
             else tf.tile(users, [batch // args.users + 1, 1])[:batch]
         )
         u_np = u.numpy()
-        base = timings(lambda u_np=u_np: np.argsort(-(u_np @ vectors_np.T), axis=1)[:, :100], args.seconds)
+        base = timings(lambda u_np=u_np: numpy_top_k(u_np @ vectors_np.T, 100), args.seconds)
         ours = timings(lambda u=u: retrieve(u), args.seconds)
         exact = np.argsort(-(u_np @ vectors_np.T), axis=1, kind="stable")[:, :100]
         agree = np.mean([len(set(a) & set(b)) / 100 for a, b in zip(exact, retrieve(u)[1].numpy())])
-        for name, times in (("numpy matmul + full argsort", base), ("tf matmul + top_k", ours)):
+        for name, times in (("numpy matmul + argpartition", base), ("tf matmul + top_k", ours)):
             ratio = statistics.median(base) / statistics.median(times)
             p50, p99 = percentile(times, 50), percentile(times, 99)
             print(f"{name:<30}{batch:>6}{p50:>9.2f}{p99:>9.2f}{ratio:>9.1f}x")
         print(f"  top-100 overlap with the full sort: {agree:.3f}")
     print("beyond a few hundred thousand items: an approximate index over the same vectors (ScaNN, FAISS)")
+
+
+def numpy_top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The best exact top-k in numpy: `argpartition` (linear time), then a sort of the k."""
+    top = np.argpartition(-scores, k, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1)
+    return np.take_along_axis(top, order, axis=1)
 
 
 if __name__ == "__main__":
