@@ -268,7 +268,8 @@ def _update_table(result: dict) -> str:
 def cmd_data_split(args) -> None:
     from ecomrec_tf.data.readers import split_file
 
-    for split, path in split_file(args.input, args.out, args.valid, args.test, args.seed).items():
+    group_by = None if args.group_by == "none" else args.group_by
+    for split, path in split_file(args.input, args.out, args.valid, args.test, args.seed, group_by).items():
         print(f"{split:>5}: {path} ({sum(1 for _ in path.open(encoding='utf-8'))} records)")
 
 
@@ -609,12 +610,20 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--users", type=int, default=2000)
     generate.add_argument("--seed", type=int, default=0)
     generate.set_defaults(func=cmd_data_generate)
-    split = data.add_parser("split", help="shuffle a JSONL file into train/valid/test (e.g. dialogues)")
+    split = data.add_parser(
+        "split", help="shuffle a JSONL file into train/valid/test (e.g. dialogues), grouped: no answer in two"
+    )
     split.add_argument("--in", dest="input", required=True)
     split.add_argument("--out", required=True)
     split.add_argument("--valid", type=float, default=0.1)
     split.add_argument("--test", type=float, default=0.1)
     split.add_argument("--seed", type=int, default=0)
+    split.add_argument(
+        "--group-by",
+        default="auto",
+        help="records sharing this field's value stay in one split ('auto': dialogues by their reply, "
+        "digits masked, so no test answer is a training answer; 'none': record by record)",
+    )
     split.set_defaults(func=cmd_data_split)
     describe = data.add_parser("describe", help="counts and distributions of a shop folder")
     describe.add_argument("dir")

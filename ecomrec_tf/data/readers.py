@@ -227,28 +227,51 @@ def read_dialogues(path: str | Path) -> list[dict]:
 
 
 def split_file(path: str | Path, out_dir: str | Path, valid_fraction: float = 0.1, test_fraction: float = 0.1,
-               seed: int = 0) -> dict[str, Path]:  # fmt: skip
+               seed: int = 0, group_by: str | None = "auto") -> dict[str, Path]:  # fmt: skip
     """Shuffles the records of a JSONL file (seeded) into `out_dir/{train,valid,test}.jsonl`, for data
     without time order, such as dialogues. Records are copied as they are.
 
+    Records with the same `group_by` value go to one split, so no test answer is also a training
+    answer: "auto" groups dialogues by their `reply` with digits masked (the same answer with another
+    order number is the same answer), other records by nothing; a field name groups by that field's
+    value (e.g. a conversation id); None shuffles records one by one.
+
     Raises:
-        DataError: naming the file when it has fewer than three records.
+        DataError: naming the file when it has fewer than three records or groups.
     """
     import random
+    import re
 
     path, out_dir = Path(path), Path(out_dir)
     _check_file(path)
     lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if len(lines) < 3:
         raise DataError(f"{path}: {len(lines)} records; a split needs at least three")
-    random.Random(seed).shuffle(lines)
-    n_test = max(1, round(len(lines) * test_fraction))
-    n_valid = max(1, round(len(lines) * valid_fraction))
-    parts = {
-        "test": lines[:n_test],
-        "valid": lines[n_test : n_test + n_valid],
-        "train": lines[n_test + n_valid :],
+    if group_by == "auto":
+        group_by = "reply" if "reply" in json.loads(lines[0]) else None
+    groups: dict[str, list[str]] = {}
+    for number, line in enumerate(lines, start=1):
+        key = str(number)
+        if group_by is not None:
+            value = json.loads(line).get(group_by)
+            if value is None:
+                raise DataError(f"{path}:{number}: missing field {group_by!r} to group the split by")
+            key = re.sub(r"\d+", "0", str(value).lower()) if group_by == "reply" else json.dumps(value)
+        groups.setdefault(key, []).append(line)
+    if len(groups) < 3:
+        raise DataError(f"{path}: {len(groups)} distinct {group_by!r} values; a split needs at least three")
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    targets = {
+        "test": max(1, round(len(lines) * test_fraction)),
+        "valid": max(1, round(len(lines) * valid_fraction)),
     }
+    parts: dict[str, list[str]] = {"test": [], "valid": [], "train": []}
+    for group in order:  # whole groups, test first, then valid, until each has its share of records
+        split = next((name for name in ("test", "valid") if len(parts[name]) < targets[name]), "train")
+        parts[split].extend(group)
+    if not parts["train"]:
+        raise DataError(f"{path}: {len(groups)} groups of {group_by!r} leave no training records")
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {}
     for split, part in parts.items():
