@@ -132,20 +132,27 @@ def test_unanswerable_contexts_get_the_fallback_whatever_the_score(model):
 
 def test_the_intent_model_boosts_and_filters_replies(tiny_encoder, tiny_intent_model):
     # tiny_intent_model knows order_status, refund_status, search_product; return_item is unknown to it.
+    # Made to call every message refund_status: its intent vector is one constant direction u (zero
+    # projection kernel, bias u), refund_status's prototype is u and the others' -u.
+    head = tiny_intent_model.get_layer("core").get_layer("intent_head")
+    u = np.random.default_rng(0).normal(size=head.projection.bias.shape).astype("float32")
+    head.projection.kernel.assign(np.zeros(head.projection.kernel.shape, "float32"))
+    head.projection.bias.assign(u)
+    prototypes = np.tile(-u[:, None], (1, len(tiny_intent_model.labels)))
+    prototypes[:, tiny_intent_model.labels.index("refund_status")] = u
+    head.prototypes.assign(prototypes)
     extractor = SlotExtractor({"order_id": ORDER_ID}, {"product": ["Acme Pro 2 kettle"]})
     contexts = tf.constant(PAIRS["context"])
-    probabilities = tiny_intent_model(tf.constant([c.split("] ")[-1] for c in PAIRS["context"]]))[
-        "probabilities"
-    ]
-    predicted = np.asarray(tiny_intent_model.labels)[np.argmax(probabilities, axis=-1)]
 
-    boosted = build_reply_model(tiny_encoder, BANK, 32, slot_extractor=extractor, threshold=-1.0,
-                                intent_model=tiny_intent_model, intent_weight=100.0)  # fmt: skip
-    out = boosted.reply(contexts, k=4)
-    assert [i.decode() for i in out["intent"].numpy()] == predicted.tolist()
-    for row, intent in zip(out["reply_ids"].numpy(), predicted):
-        if intent in {"order_status", "refund_status"}:  # the boost outranks any cosine (at most 1)
-            assert BANK[row[0]]["intent"] == intent
+    def top_intents(**kwargs) -> list[str]:
+        model = build_reply_model(tiny_encoder, BANK, 32, slot_extractor=extractor, threshold=-1.0,
+                                  intent_model=tiny_intent_model, **kwargs)  # fmt: skip
+        out = model.reply(contexts, k=4)
+        assert [i.decode() for i in out["intent"].numpy()] == ["refund_status"] * 4
+        return [BANK[row[0]]["intent"] for row in out["reply_ids"].numpy()]
+
+    assert top_intents(intent_weight=0.0) != ["refund_status"] * 4  # by cosine alone: other replies first
+    assert top_intents(intent_weight=100.0) == ["refund_status"] * 4  # the boost outranks any cosine
 
     strict = build_reply_model(tiny_encoder, BANK, 32, slot_extractor=extractor, threshold=-1.0,
                                intent_model=tiny_intent_model, intent_filter=1.01)  # fmt: skip
