@@ -63,15 +63,33 @@ def test_a_text_batch_of_the_wrong_rank_is_refused_as_tf_serving_runs_it(serve):
             session.run(label, {fed: np.array([["a", "b"]], dtype=object)})
 
 
-def test_over_rest_bad_input_is_a_400_naming_the_problem(serve):
+def test_over_rest_the_client_raises_the_servers_own_error_message(serve):
+    """The client adds the URL and status to the server's message and changes nothing else: what a user
+    sees is what TF Serving (here the stand-in, which runs the SavedModel with TensorFlow) wrote."""
+    import json
+    import urllib.error
+    import urllib.request
+
     standin = StandIn(serve[0], "intent")
     server = standin.rest()
+    url = f"http://127.0.0.1:{server.server_port}"
     try:
-        client = RestClient(f"http://127.0.0.1:{server.server_port}", "intent", retries=0)
+        client = RestClient(url, "intent", retries=0)
         assert list(client.predict({"text": ["", "ok"]})["label"])  # empty strings are fine
-        with pytest.raises(ServingError, match="HTTP 400"):
-            client.predict({"text": [1, 2]})
-        with pytest.raises(ServingError, match="HTTP 400: missing inputs \\['text'\\]"):
-            client.predict({"query": ["hi"]})
+        # TensorFlow's own error converting numbers to the string input; the stand-in's for a missing input.
+        for inputs, cause in (
+            ({"text": [1, 2]}, "Unsupported object type int"),
+            ({"query": ["hi"]}, "missing inputs"),
+        ):
+            request = urllib.request.Request(
+                f"{url}/v1/models/intent:predict", json.dumps({"inputs": inputs}).encode(), method="POST"
+            )
+            with pytest.raises(urllib.error.HTTPError) as raw:
+                urllib.request.urlopen(request)
+            written = json.loads(raw.value.read())["error"]
+            assert cause in written
+            with pytest.raises(ServingError) as raised:
+                client.predict(inputs)
+            assert str(raised.value) == f"{url}/v1/models/intent:predict: HTTP 400: {written}"
     finally:
         server.shutdown()
