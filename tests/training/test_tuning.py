@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from ecomrec_tf.cli import main
 
 
@@ -29,3 +31,5 @@ def test_the_tuner_searches_and_reports_the_best_trial(tmp_path, intent_data_dir
     assert json.loads((tmp_path / "best.json").read_text()) == best
     trials = [p for p in (tmp_path / "intent").iterdir() if p.name.startswith("trial_")]
     assert len(trials) == 2
+    scores = [json.loads((trial / "trial.json").read_text())["score"] for trial in trials]
+    assert best["val_accuracy"] == pytest.approx(max(scores))  # the best of the trials, not any one
