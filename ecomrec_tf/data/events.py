@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from collections import Counter, defaultdict, deque
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ecomrec_tf.data.event_state import LABEL_WINDOW, EventState
@@ -64,8 +64,8 @@ def _timestamp(value, where: str, time_range: tuple[int, int] = TIME_RANGE) -> i
             if seconds is None:
                 moment = datetime.fromisoformat(text)
                 if moment.tzinfo is None:
-                    moment = moment.replace(tzinfo=timezone.utc)  # naive times are UTC, not local
-                seconds = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)).total_seconds()
+                    moment = moment.replace(tzinfo=UTC)  # naive times are UTC, not local
+                seconds = (moment - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds()
         except ValueError:
             pass
     if seconds is None:
@@ -80,7 +80,7 @@ def _timestamp(value, where: str, time_range: tuple[int, int] = TIME_RANGE) -> i
 
 
 def _utc(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d")
 
 
 @dataclasses.dataclass

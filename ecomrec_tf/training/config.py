@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
 import yaml
 
 from ecomrec_tf.errors import ConfigError
