@@ -425,7 +425,13 @@ def _resolve_saved_model(path: Path) -> Path | None:
 
 
 def cmd_predict(args) -> None:
-    texts = args.text or [line.rstrip("\n") for line in sys.stdin]
+    texts = args.text
+    if not texts:
+        if sys.stdin.isatty():
+            raise ConfigError("no texts: give them as arguments, or pipe one per line (predict --model M <file)")
+        texts = [line.rstrip("\n") for line in sys.stdin]
+        if not texts:
+            raise ConfigError("no texts: the input on stdin is empty")
     path = Path(args.model)
     saved_model = _resolve_saved_model(path) if path.is_dir() else None
     if saved_model is not None:

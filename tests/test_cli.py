@@ -1,4 +1,5 @@
 import json
+import sys
 
 import pytest
 
@@ -252,3 +253,15 @@ def test_help_answers_without_importing_tensorflow():
     code += "except SystemExit:\n    print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "--overwrite" in result.stdout and result.stdout.strip().endswith("False False"), result.stderr
+
+
+@pytest.mark.parametrize("stdin, message", [("", "the input on stdin is empty"), (None, "pipe one per line")])
+def test_predict_without_texts_is_one_line_not_a_wait(monkeypatch, capsys, tmp_path, stdin, message):
+    import io
+
+    stream = io.StringIO(stdin or "")
+    stream.isatty = lambda: stdin is None  # None: a terminal, where reading would wait for the user
+    monkeypatch.setattr(sys, "stdin", stream)
+    assert main(["predict", "--model", str(tmp_path / "model.keras")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error
