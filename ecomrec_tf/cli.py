@@ -428,7 +428,7 @@ def cmd_predict(args) -> None:
     texts = args.text
     if not texts:
         if sys.stdin.isatty():
-            raise ConfigError("no texts: give them as arguments, or pipe one per line (predict --model M <file)")
+            raise ConfigError("no texts: give them as arguments, or pipe one per line (predict ... <file)")
         texts = [line.rstrip("\n") for line in sys.stdin]
         if not texts:
             raise ConfigError("no texts: the input on stdin is empty")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure  # no pyplot: works headless and leaves notebooks' backend alone
+from matplotlib.ticker import MaxNLocator
 from sklearn import metrics
 
 
@@ -48,19 +49,24 @@ def format_report(result: dict) -> str:
 def plot_confusion_matrix(
     result: dict, path: str | Path | None = None, title: str = "Confusion matrix"
 ) -> Figure:
-    """The row-normalised confusion matrix of `classification_metrics`, written as a PNG if `path`."""
+    """The row-normalised confusion matrix of `classification_metrics` (each true class's row sums to
+    1: the share of its examples predicted as each class), written as a PNG if `path`. Cells that
+    round to 0.00 are left blank, so the mistakes stand out."""
     labels = list(result["per_class"])
     counts = np.asarray(result["confusion_matrix"], dtype=float)
-    display = metrics.ConfusionMatrixDisplay(
-        counts / np.maximum(counts.sum(axis=1, keepdims=True), 1), display_labels=labels
-    )
+    shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    display = metrics.ConfusionMatrixDisplay(shares, display_labels=labels)
     size = 4 + 0.35 * len(labels)
     fig = Figure(figsize=(size, size))
     ax = fig.subplots()
     display.plot(ax=ax, cmap="Blues", values_format=".2f", xticks_rotation="vertical", colorbar=False)
-    for text in display.text_.ravel():
+    for text, share in zip(display.text_.ravel(), shares.ravel()):
         text.set_fontsize(6)
-    ax.set_title(f"{title} (accuracy {result['accuracy']:.3f})")
+        if round(share, 2) == 0:
+            text.set_text("")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true (each row sums to 1)")
+    ax.set_title(f"{title}, row-normalised (accuracy {result['accuracy']:.3f})")
     return finish_figure(fig, path)
 
 
@@ -87,6 +93,7 @@ def plot_history(history: dict[str, list[float]], path: str | Path | None = None
                     label=(prefix or "train_").rstrip("_"),
                 )
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # whole epochs
         ax.set_title(key)
         ax.legend()
     return finish_figure(fig, path)
