@@ -71,11 +71,23 @@ def plot_confusion_matrix(
 
 
 def finish_figure(fig: Figure, path: str | Path | None) -> Figure:
-    """Tight layout, then a PNG at `path` when given."""
+    """Tight layout, then a PNG at `path` when given, also shown on TensorBoard's Images dashboard
+    (run `<the PNG's folder>/images`, tag the file's name)."""
     fig.tight_layout()
     if path is not None:
-        fig.savefig(Path(path), dpi=110)
+        path = Path(path)
+        fig.savefig(path, dpi=110)
+        _to_tensorboard(path)
     return fig
+
+
+def _to_tensorboard(png: Path) -> None:
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(png.parent / "images"))
+    with writer.as_default():
+        tf.summary.image(png.stem, tf.io.decode_png(png.read_bytes(), channels=4)[None], step=0)
+    writer.close()
 
 
 def plot_history(history: dict[str, list[float]], path: str | Path | None = None) -> Figure:

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+STEP_SCALARS_EVERY = 50  # steps between TensorBoard's per-step training scalars (`batch_loss`, ...)
+
 
 class CrashSafeBackup(keras.callbacks.BackupAndRestore):
     """`BackupAndRestore` whose saves survive a kill at any moment, and that resumes the whole run.
@@ -150,7 +152,7 @@ def run_callbacks(
     """
     run_dir = Path(run_dir)
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.TensorBoard(log_dir=str(run_dir), update_freq="epoch")
+        keras.callbacks.TensorBoard(log_dir=str(run_dir), update_freq=STEP_SCALARS_EVERY)
     ]
     stopping = None
     if patience is not None:

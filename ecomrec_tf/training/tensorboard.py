@@ -68,6 +68,10 @@ def log_projector(run_dir: str | Path, vectors, metadata: list[list[str]], heade
     embedding.tensor_name = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
     embedding.metadata_path = "metadata.tsv"
     projector.visualize_embeddings(str(log_dir), config)
+    writer = tf.summary.create_file_writer(str(log_dir))  # an events file: `--logdir runs` finds this run
+    with writer.as_default():
+        tf.summary.text("projector", f"{len(metadata)} vectors; open the Projector tab", step=0)
+    writer.close()
     return log_dir
 
 

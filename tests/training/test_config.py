@@ -95,6 +95,7 @@ weight = 0.3
     )  # one per class
     assert {validation[f"intent/{label}/pr_curves"] for label in labels} == {"pr_curves"}
     assert (run_dir / "projector" / "projector_config.pbtxt").exists()
+    assert summaries(run_dir / "projector")  # an events file: TensorBoard's --logdir finds the projector run
     assert "hparams" in set(summaries(run_dir).values())  # the HParams dashboard's session
 
 

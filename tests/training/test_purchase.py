@@ -72,6 +72,15 @@ def test_train_writes_the_run_and_reports_model_and_baselines(trained, shop):
     assert result["with_catalog_negatives"]["model"]["examples"] == len(data.splits["test"])
     assert {"new_items", "new_users"} == set(result["cold_start"])
     assert any(p.name.startswith("events.out.tfevents") for p in run_dir.rglob("*"))  # TensorBoard
+    import tensorflow as tf
+
+    images = {  # every PNG of the run on TensorBoard's Images dashboard too
+        value.tag: value.metadata.plugin_data.plugin_name
+        for path in (run_dir / "images").iterdir()
+        for event in tf.compat.v1.train.summary_iterator(str(path))
+        for value in event.summary.value
+    }
+    assert images == {name: "images" for name in ("curves", "test_roc", "test_reliability")}
 
 
 def test_cached_vectors_give_the_same_probabilities_as_raw_strings(trained, shop, tmp_path):
