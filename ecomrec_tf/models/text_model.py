@@ -21,6 +21,15 @@ def strings_to_tensors(x):
     return x
 
 
+def targets_to_arrays(y):
+    """Python lists of targets (ints, floats, lists of them) -> numpy arrays, which Keras's adapter takes."""
+    if isinstance(y, dict):
+        return {key: targets_to_arrays(value) for key, value in y.items()}
+    if isinstance(y, (list, tuple)) and y and not any(isinstance(item, (str, bytes)) for item in y):
+        return np.asarray(y)
+    return y
+
+
 def feature_inputs() -> dict[str, keras.KerasTensor]:
     """Symbolic `token_ids`, `padding_mask`, `segment_ids` inputs, as `TextPreprocessor` returns them."""
     return {
@@ -43,8 +52,8 @@ class TextModel(keras.Model):
     """A functional Keras model that takes raw strings in `fit`, `evaluate` and `predict`.
 
     Subclasses build their graph in `__init__` and call `super().__init__(inputs=..., outputs=...)`.
-    Numpy string arrays and lists of strings are turned into `tf.string` tensors; `tf.data`
-    datasets pass through.
+    Numpy string arrays and lists of strings are turned into `tf.string` tensors, lists of targets
+    into numpy arrays; `tf.data` datasets pass through.
 
     Subclasses split their graph in two: `preprocessor` (strings -> token features, tf-text ops)
     and `core` (a functional model from `feature_inputs()` to the outputs). The training loop runs
@@ -65,10 +74,10 @@ class TextModel(keras.Model):
         return super().compute_metrics(x, y, training_output(self, y_pred), sample_weight)
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        return super().fit(strings_to_tensors(x), y, *args, **kwargs)
+        return super().fit(strings_to_tensors(x), targets_to_arrays(y), *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        return super().evaluate(strings_to_tensors(x), y, *args, **kwargs)
+        return super().evaluate(strings_to_tensors(x), targets_to_arrays(y), *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
         """Like `keras.Model.predict`; a 1-D batch of strings runs sorted by length.
