@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -26,3 +27,5 @@ def test_the_in_python_snippet_runs_as_written(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102
     outputs = namespace["model"].predict(["track my order"])
     assert outputs["probabilities"].shape == (1, 2) and outputs["intent_vector"].shape == (1, 128)
+    again = namespace["reloaded"].predict(["track my order"])["probabilities"]
+    np.testing.assert_allclose(again, outputs["probabilities"], atol=1e-6)
