@@ -214,7 +214,7 @@ class SortedEvents:
                     self._spill(run)
                     run = []
             self._spill(run)
-            _check_known(path, part, self.count - before, catalog)
+            check_known(path, part, self.count - before, catalog)
             self.report.merge(part)
         unique = sum(1 for _ in self)
         self.report.duplicates += self.count - unique
@@ -263,7 +263,8 @@ def _read_run(path: Path) -> Iterator[tuple]:
                 return
 
 
-def _check_known(path, report: EventsReport, kept: int, catalog: str = "the catalog") -> None:
+def check_known(path, report: EventsReport, kept: int, catalog: str = "the catalog") -> None:
+    """Raises DataError when a log kept no event because every one named an item not in the catalog."""
     if not kept and report.unknown_items:
         unknown = sum(report.unknown_items.values())
         examples = ", ".join(repr(i) for i, _ in report.unknown_items.most_common(3))
@@ -284,7 +285,7 @@ def purchase_examples(
 ) -> list[dict]:
     """`iter_purchase_examples` of events in any order (sorted here), as a list."""
     return list(iter_purchase_examples(
-        _in_time_order(events), items, history_size, catalog_negatives, seed, _in_time_order(earlier),
+        in_time_order(events), items, history_size, catalog_negatives, seed, in_time_order(earlier),
         session_gap,
     ))  # fmt: skip
 
@@ -389,7 +390,8 @@ def iter_purchase_examples(
     yield from labelled(math.inf)
 
 
-def _in_time_order(events) -> list[dict]:
+def in_time_order(events) -> list[dict]:
+    """Events sorted by time, then view, click, cart, purchase within a second."""
     return sorted(events, key=lambda e: (e["timestamp"], EVENT_TYPES.index(e["event"])))
 
 

@@ -19,9 +19,9 @@ from ecomrec_tf.data.events import (
     EVENT_TYPES,
     EventsReport,
     SortedEvents,
-    _check_known,
-    _in_time_order,
     between,
+    check_known,
+    in_time_order,
     iter_purchase_examples,
     read_events,
     read_items,
@@ -147,7 +147,7 @@ def read_purchase_data(
             return SortedEvents([path], items, work_dir, report, catalog=str(items_file))
         events, part = read_events(path, items)
         report.merge(part)
-        _check_known(path, part, len(events), str(items_file))
+        check_known(path, part, len(events), str(items_file))
         return events
 
     def examples(logs, earlier=(), session_gap=None, since=-math.inf) -> Examples:
@@ -201,7 +201,7 @@ def read_purchase_data(
 
 def _merged(*logs) -> Iterator[dict]:
     """Events of several logs (lists in any order, or `SortedEvents`) in one time order."""
-    ordered = [log if isinstance(log, SortedEvents) else _in_time_order(log) for log in logs]
+    ordered = [log if isinstance(log, SortedEvents) else in_time_order(log) for log in logs]
     return heapq.merge(*ordered, key=lambda e: (e["timestamp"], EVENT_TYPES.index(e["event"])))
 
 
