@@ -22,14 +22,15 @@ $(STAMP): pyproject.toml Makefile
 quickstart: $(STAMP)
 	$(BIN)/ecomrec-tf quickstart $(ARGS)
 
-# Every test, on every core (at most 4 workers: each holds a TensorFlow runtime).
+# Every test, on every core (at most 4 workers: each holds a TensorFlow runtime); a module's tests on one
+# worker (--dist loadscope), so its shared fixtures (trained models, exports) are built once.
 test: $(STAMP)
 	$(BIN)/ruff check ecomrec_tf tests bench
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 $(ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadscope $(ARGS)
 
 # The edit loop: all but the slow, notebook and subprocess tests.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n auto --maxprocesses 4 -m "not slow and not notebook and not subprocess" $(ARGS)
+	$(BIN)/python -m pytest -n auto --maxprocesses 4 --dist loadscope -m "not slow and not notebook and not subprocess" $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/intent.py $(ARGS)
