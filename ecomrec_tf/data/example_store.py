@@ -108,9 +108,11 @@ class StoredExamples:
     def queries(self) -> set[str]:
         return set(self.meta["queries"])
 
-    def _chunks(self, names: tuple[str, ...], rng: np.random.Generator | None = None,
-                ) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:  # fmt: skip
-        """`(arrays named, rows kept)` per chunk overlapping this view, in time order or `rng`'s."""
+    def _chunks(
+        self, rng: np.random.Generator | None = None
+    ) -> Iterator[tuple[np.lib.npyio.NpzFile, np.ndarray]]:
+        """`(the open chunk file, rows kept)` per chunk overlapping this view, in time order or `rng`'s.
+        Arrays are read from the file only when the caller asks for them."""
         chunks = self.meta["chunks"]
         for chunk in chunks if rng is None else [chunks[i] for i in rng.permutation(len(chunks))]:
             if chunk["last"] < self.start or chunk["first"] >= self.end:
@@ -121,11 +123,11 @@ class StoredExamples:
                 if not self.negatives:
                     keep &= ~stored["catalog_negative"]
                 if keep.any():
-                    yield {name: stored[name] for name in names}, np.flatnonzero(keep)
+                    yield stored, np.flatnonzero(keep)
 
     def __len__(self) -> int:
         if self._length is None:
-            self._length = sum(len(rows) for _, rows in self._chunks(()))
+            self._length = sum(len(rows) for _, rows in self._chunks())
         return self._length
 
     def __bool__(self) -> bool:
@@ -135,17 +137,18 @@ class StoredExamples:
         """The example at `index` (time order): reads one chunk."""
         if index < 0:
             index += len(self)
-        for columns, rows in self._chunks(_ALL):
+        for stored, rows in self._chunks():
             if index < len(rows):
-                return next(iter(self._examples(columns, rows[index : index + 1])))
+                return next(iter(self._examples(stored, rows[index : index + 1])))
             index -= len(rows)
         raise IndexError("example index out of range")
 
     def __iter__(self) -> Iterator[dict]:
-        for columns, rows in self._chunks(_ALL):
-            yield from self._examples(columns, rows)
+        for stored, rows in self._chunks():
+            yield from self._examples(stored, rows)
 
-    def _examples(self, columns: dict, rows: np.ndarray) -> Iterator[dict]:
+    def _examples(self, stored, rows: np.ndarray) -> Iterator[dict]:
+        columns = {name: stored[name] for name in _ALL}  # each read once from the file
         for i in rows:
             history = columns["history"][i]
             yield {
@@ -162,7 +165,7 @@ class StoredExamples:
     def columns(self, rng: np.random.Generator | None = None) -> Iterator[dict[str, np.ndarray]]:
         """`task_datasets.purchase_columns` of each chunk (`history` as wide as `history_size`), in
         time order, or in a random chunk order drawn from `rng`."""
-        for stored, rows in self._chunks(_ALL, rng):
+        for stored, rows in self._chunks(rng):
             items, history = stored["item"][rows], stored["history"][rows]
             columns = {
                 "history_ids": self._ids[history],
