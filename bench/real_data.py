@@ -108,7 +108,8 @@ def purchase_rows(folder: Path, runs: Path, ablation: bool) -> tuple[dict[str, d
 
 
 def reply_rows(folder: Path, runs: Path) -> dict[str, dict]:
-    from ecomrec_tf.training.reply import evaluate_reply, train_reply
+    from ecomrec_tf.evaluation.reply import evaluate_reply
+    from ecomrec_tf.training.reply import train_reply
 
     model, _ = train_reply(folder / "train.jsonl", folder / "valid.jsonl", runs, verbose=2)
     result = evaluate_reply(model, folder / "test.jsonl", folder / "train.jsonl", runs, zero_shot="minilm-l6")

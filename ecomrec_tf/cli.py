@@ -120,7 +120,7 @@ def _train(args, run_dir: Path):
 
 def _evaluate(model, data: str, out_dir: Path, name: str, as_json: bool) -> dict:
     from ecomrec_tf.evaluation import format_report
-    from ecomrec_tf.training import evaluate_intent
+    from ecomrec_tf.evaluation.intent import evaluate_intent
 
     result = evaluate_intent(model, data, out_dir, name=name)
     if as_json:
@@ -294,7 +294,8 @@ def _print_reply_result(result: dict, as_json: bool) -> None:
 
 
 def cmd_train_reply(args) -> None:
-    from ecomrec_tf.training.reply import evaluate_reply, train_reply
+    from ecomrec_tf.evaluation.reply import evaluate_reply
+    from ecomrec_tf.training.reply import train_reply
 
     run_dir = _run_dir(args, "reply")
     print(f"TensorBoard: tensorboard --logdir {run_dir.parent}")
@@ -330,7 +331,7 @@ def cmd_train_reply(args) -> None:
 
 
 def cmd_evaluate_reply(args) -> None:
-    from ecomrec_tf.training.reply import evaluate_reply
+    from ecomrec_tf.evaluation.reply import evaluate_reply
 
     model = _load_model(args.model)
     model_path = Path(args.model)

@@ -274,11 +274,10 @@ def test_keras_load_model_reads_a_run_after_import_ecomrec_tf_alone(trained_run)
     code = (
         "import sys, ecomrec_tf, keras\n"
         "model = keras.models.load_model(sys.argv[1])\n"
-        "print(type(model).__name__, type(model.optimizer).__name__, model.predict(['where is my parcel'],"
-        " verbose=0)['probabilities'].shape)"
+        "print(type(model).__name__, model.predict(['where is my parcel'], verbose=0)['probabilities'].shape)"
     )
     done = subprocess.run(
         [sys.executable, "-c", code, str(trained_run / "model.keras")], capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split()[:2] == ["IntentModel", "LayerwiseAdamW"]
+    assert done.stdout.split()[0] == "IntentModel"

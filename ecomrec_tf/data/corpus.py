@@ -53,11 +53,15 @@ def shop_corpus(
 
 
 def shop_dir_corpus(shop_dir: str | Path) -> list[str]:
-    """`shop_corpus` over a folder `data generate` wrote (items, events, dialogues, intents/train)."""
+    """`shop_corpus` over a folder `data generate` wrote: items, events, the intent training split and
+    the dialogues' training split (`dialogues/train.jsonl`, which `data split` writes; without it no
+    dialogue). Never the intent or dialogue validation and test files, nor the unsplit
+    `dialogues.jsonl`: a model evaluated on them must not have read them, even unlabeled."""
     shop_dir = Path(shop_dir)
+    dialogues = shop_dir / "dialogues" / "train.jsonl"
     return shop_corpus(
         shop_dir / "items.jsonl",
         shop_dir / "events.jsonl",
-        shop_dir / "dialogues.jsonl",
+        dialogues if dialogues.is_file() else None,
         shop_dir / "intents" / "train.jsonl",
     )

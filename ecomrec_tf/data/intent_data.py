@@ -71,7 +71,7 @@ class _Filler:
         return template.format(**slots)
 
 
-def _split_templates(seed: int) -> dict[str, dict[str, list[str]]]:
+def split_templates(seed: int) -> dict[str, dict[str, list[str]]]:
     """intent -> split -> templates; test and valid each get at least two held-out templates."""
     rng = random.Random(seed)
     result = {}
@@ -110,7 +110,7 @@ def generate_intent_data(
     """
     filler = _Filler(seed)
     rng = filler.rng
-    templates = _split_templates(seed)
+    templates = split_templates(seed)
     seen: set[str] = set()
     data: dict[str, list[dict[str, str]]] = {}
     for split in SPLITS:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from pathlib import Path
+
+import numpy as np
 
 
 class DataError(ValueError):
@@ -278,3 +281,13 @@ def split_file(path: str | Path, out_dir: str | Path, valid_fraction: float = 0.
         paths[split] = out_dir / f"{split}.jsonl"
         paths[split].write_text("\n".join(part) + "\n", encoding="utf-8")
     return paths
+
+
+def label_ids(labels: list[str], known: list[str], path: str | Path) -> np.ndarray:
+    """Maps label names to ids; a label not in `known` is an error naming the file."""
+    index = {label: i for i, label in enumerate(known)}
+    unseen = Counter(label for label in labels if label not in index)
+    if unseen:
+        listed = ", ".join(f"{label!r} ({n}x)" for label, n in unseen.most_common(10))
+        raise DataError(f"{path}: labels not in the training data: {listed}")
+    return np.asarray([index[label] for label in labels], dtype=np.int32)

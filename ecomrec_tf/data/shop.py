@@ -27,8 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ecomrec_tf.data import lexicon
-from ecomrec_tf.data.intent_data import write_intent_data
-from ecomrec_tf.data.intent_templates import INTENT_TEMPLATES
+from ecomrec_tf.data.intent_data import split_templates, write_intent_data
 from ecomrec_tf.data.noise import add_noise
 from ecomrec_tf.data.reply_bank import REPLY_BANK, fill_reply
 
@@ -149,9 +148,13 @@ def _user_events(truth: ShopTruth, by_category: dict[str, list[dict]], index: in
                 time += rng.randrange(2, 60)
 
 
-def _conversation(rng: random.Random, catalog: list[dict]) -> dict:
-    """A multi-turn customer-service exchange whose reply fills slots only from the conversation."""
-    intent = rng.choice(sorted(INTENT_TEMPLATES))
+def _conversation(rng: random.Random, catalog: list[dict], templates: dict[str, list[str]]) -> dict:
+    """A multi-turn customer-service exchange whose reply fills slots only from the conversation.
+
+    The customer's message comes from `templates` (intent -> the intent set's training templates),
+    so no dialogue, whether a reply model or an MLM corpus reads it, shows a template held out for
+    intent validation and test."""
+    intent = rng.choice(sorted(templates))
     item = rng.choice(catalog)
     order_id = f"#{rng.randrange(10**6, 10**7)}"
     product = item["title"].split(",")[0]
@@ -162,7 +165,7 @@ def _conversation(rng: random.Random, catalog: list[dict]) -> dict:
         "code": rng.choice(lexicon.PROMO_CODES), "payment": rng.choice(lexicon.PAYMENT_METHODS),
         "carrier": rng.choice(lexicon.CARRIERS),
     }  # fmt: skip
-    template = rng.choice(INTENT_TEMPLATES[intent])
+    template = rng.choice(templates[intent])
     context = []
     if rng.random() < 0.3:
         context += [rng.choice(["hi", "hello", "hey there"]), "Hello! How can I help you today?"]
@@ -212,6 +215,7 @@ def generate_shop(out_dir: str | Path, config: ShopConfig | None = None, progres
     events: Counter = Counter()
     conversations = 0
     dialogue_rng = random.Random(f"dialogues-{config.seed}")
+    templates = {intent: splits["train"] for intent, splits in split_templates(config.seed).items()}
     with open(out / "events.jsonl", "w", encoding="utf-8") as event_file, \
             open(out / "dialogues.jsonl", "w", encoding="utf-8") as dialogue_file:  # fmt: skip
         for index in tqdm(range(config.users), desc="users", unit="user", disable=not progress):
@@ -220,7 +224,7 @@ def generate_shop(out_dir: str | Path, config: ShopConfig | None = None, progres
                 event_file.write(json.dumps(record, ensure_ascii=False) + "\n")
             while dialogue_rng.random() < config.conversations_per_user / (1 + config.conversations_per_user):
                 dialogue_file.write(
-                    json.dumps(_conversation(dialogue_rng, catalog), ensure_ascii=False) + "\n"
+                    json.dumps(_conversation(dialogue_rng, catalog, templates), ensure_ascii=False) + "\n"
                 )
                 conversations += 1
     write_intent_data(out / "intents", seed=config.seed)

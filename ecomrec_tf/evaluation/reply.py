@@ -1,14 +1,26 @@
 """Dialogue-reply metrics: retrieval among candidates (Recall@k, MRR), BLEU and ROUGE-L against references,
-and a TF-IDF retrieval baseline."""
+TF-IDF and BM25 retrieval baselines, and `evaluate_reply`, which scores a reply model beside them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sacrebleu
+import tensorflow as tf
 from rouge_score import rouge_scorer
 from sklearn.feature_extraction.text import TfidfVectorizer
+
+from ecomrec_tf.data.readers import DataError, read_dialogues
+from ecomrec_tf.data.task_datasets import dialogue_context
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
+
+if TYPE_CHECKING:
+    from ecomrec_tf.models.reply_model import ReplyModel
 
 
 def candidate_sets(
@@ -168,3 +180,119 @@ class TfidfRetriever:
         return (
             self.vectorizer.transform(list(contexts)) @ self.vectorizer.transform(list(replies)).T
         ).toarray()
+
+
+def zero_shot_encoders(encoder: str | Path, sequence_length: int = 96):
+    """`(embed_contexts, embed_replies)` of a pretrained encoder as it comes, mean-pooled and
+    L2-normalised (contexts truncated from the start, as the reply model's): the retrieval a user gets
+    for free, which training must beat."""
+    from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
+    from ecomrec_tf.preprocessing import TextPreprocessor
+
+    loaded = load_encoder(encoder)
+
+    def embed(truncate: str):
+        layer = SentenceEncoder(
+            loaded.backbone, TextPreprocessor(loaded.tokenizer, sequence_length, truncate)
+        )
+        return tf.function(
+            lambda texts: tf.math.l2_normalize(layer(texts)[0], axis=-1), reduce_retracing=True
+        )
+
+    return embed("start"), embed("end")
+
+
+def evaluate_reply(
+    model: ReplyModel,
+    data_file: str | Path,
+    train_file: str | Path,
+    out_dir: str | Path | None = None,
+    max_turns: int = 3,
+    candidates: int = 100,
+    examples: int = 5,
+    decoding: str | None = None,
+    zero_shot: str | Path | None = None,
+    seed: int = 0,
+) -> dict:
+    """The dual encoder beside TF-IDF and BM25 baselines (fitted on `train_file`) and, with
+    `zero_shot` (an encoder name or folder, e.g. the one the model started from), that encoder
+    untrained, on labelled dialogues; and the model's generated replies when it has a decoder.
+
+    Retrieval (`evaluation.reply.RetrievalSet`): Recall@1, Recall@5 and MRR of the reference reply
+    among `candidates`. Text: BLEU and ROUGE-L (case-insensitive: the encoder is uncased) against
+    the reference of the reply each method picks from the bank (slots filled from the
+    conversation), and of the generated reply (`decoding`: the model's default search, or
+    `"greedy"`, `"beam"`, `"top_k"`). Also fallback rates and `examples` exchanges. Writes
+    `reply_metrics.json`.
+    """
+    dialogues, train = read_dialogues(data_file), read_dialogues(train_file)
+    try:
+        retrieval = RetrievalSet(dialogues, train, max_turns, candidates, seed)
+    except ValueError as error:
+        raise DataError(f"{data_file}: {error}") from None
+    contexts, references = retrieval.contexts, retrieval.references
+    model_metrics = retrieval.metrics(
+        tf.function(model.embed_contexts, reduce_retracing=True),
+        tf.function(model.embed_replies, reduce_retracing=True),
+    )
+    train_contexts = [dialogue_context(d["context"], max_turns) for d in train]
+    tfidf = TfidfRetriever(train_contexts + [d["reply"] for d in train])
+    bm25 = Bm25Retriever([d["reply"] for d in train])
+
+    bank = model.bank_vectors()
+    chosen = _batched(lambda c: model.reply(c, k=1, bank_vectors=bank), contexts)
+    chosen["score"] = chosen["scores"][:, 0]
+    bank_texts = [r["text"] for r in model.reply_bank]
+    baseline = model.choose_replies(tf.constant(contexts), tfidf.scores(contexts, bank_texts), k=1)
+    baseline_replies = [r.decode() for r in baseline["replies"].numpy()[:, 0]]
+    shown = [
+        {"context": c, "reply": r, "score": float(s), "reference": ref}
+        for c, r, s, ref in zip(contexts[:examples], chosen["reply"], chosen["score"], references)
+    ]
+    result = {
+        "dual_encoder": {
+            **model_metrics,
+            **text_metrics(chosen["reply"], references),
+            "fallback_rate": float(np.mean(chosen["fallback"])),
+        },
+        "tfidf": {
+            **retrieval_metrics(retrieval.pool_scores(tfidf.scores(contexts, retrieval.pool))),
+            **text_metrics(baseline_replies, references),
+        },
+        "bm25": retrieval_metrics(retrieval.pool_scores(bm25.scores(contexts, retrieval.pool))),
+        "examples": shown,
+        "data_file": str(data_file),
+        "dialogues": len(dialogues),
+        "distinct_replies": len(retrieval.pool),
+    }
+    if zero_shot is not None:
+        result["zero_shot"] = {
+            **retrieval.metrics(*zero_shot_encoders(zero_shot, model.preprocessor.sequence_length)),
+            "encoder": str(zero_shot),
+        }
+    if model.decoder is not None:
+        decoding = decoding or model.decoding
+        generated = _batched(lambda c: model.generate(c, decoding), contexts, description="generating")
+        result["generated"] = {
+            **text_metrics(generated["reply"], references),
+            "fallback_rate": float(np.mean(generated["fallback"])),
+            "decoding": decoding,
+        }
+        for example, text in zip(shown, generated["reply"]):
+            example["generated"] = text
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "reply_metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
+    return result
+
+
+def _batched(function, contexts: list[str], description: str = "replying") -> dict:
+    """`function` (contexts -> dict of tensors) over `contexts` in batches, as one tf.function: numpy
+    arrays, 1-D strings decoded."""
+    result = encode_in_batches(
+        tf.function(function, reduce_retracing=True), contexts, progress=True, description=description
+    )
+    return {
+        key: [item.decode() for item in value] if value.dtype == object and value.ndim == 1 else value
+        for key, value in result.items()
+    }

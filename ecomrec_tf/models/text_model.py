@@ -48,6 +48,25 @@ def training_output(model: keras.Model, y_pred):
     return y_pred[target] if target else y_pred
 
 
+def training_view(model: keras.Model, outputs: str | tuple[str, ...] | None) -> keras.Model:
+    """A functional model over `model` (sharing its weights) with only the output(s) a loss reads:
+    `outputs` one name (the view returns that tensor), a tuple of names (a dict of them), or None
+    (`model` itself). What both `fit` and the `Trainer` train, so saving `model` keeps what trained."""
+    if outputs is None:
+        return model
+
+    def like(tensor, name):
+        return keras.Input(tensor.shape[1:], dtype=tensor.dtype, name=name)
+
+    if isinstance(model.input, dict):
+        inputs = {name: like(tensor, name) for name, tensor in model.input.items()}
+    else:
+        inputs = like(model.input, model.input.name)
+    y = model(inputs)
+    selected = y[outputs] if isinstance(outputs, str) else {name: y[name] for name in outputs}
+    return keras.Model(inputs, selected, name=f"{model.name}_training")
+
+
 class TextModel(keras.Model):
     """A functional Keras model that takes raw strings in `fit`, `evaluate` and `predict`.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -14,19 +14,56 @@ from ecomrec_tf.errors import ConfigError
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+# What each field holds: (kind, smallest value) for numbers, a tuple of choices, or a kind name.
+# Kinds: "int", "number" (>= the smallest), "positive", "fraction" ([0, 1)), a "?" allowing null;
+# "bool", "path", "paths" (a file or a list of files), "table".
+FIELDS = {
+    "tasks": "table",
+    "encoder": "path",
+    "seed": ("int", 0),
+    "epochs": ("int", 1),
+    "steps_per_epoch": ("int?", 1),
+    "batch_size": ("int", 1),
+    "sequence_length": ("int", 1),
+    "learning_rate": ("positive", 0),
+    "warmup_fraction": ("fraction", 0),
+    "decay": ("cosine", "linear"),
+    "weight_decay": ("number", 0),
+    "global_clipnorm": ("positive?", 0),
+    "layer_decay": ("positive", 0),
+    "train_top_layers": "layers",
+    "lora_rank": ("int?", 1),
+    "dropout": ("fraction", 0),
+    "accumulation_steps": ("int", 1),
+    "mixed_precision": PRECISIONS,
+    "jit_compile": "bool",
+    "strategy": STRATEGIES,
+    "mixing": ("sum", "sample"),
+    "temperature": ("positive", 0),
+    "checkpoint_every": ("int", 1),
+    "monitor": "monitor",
+    "mode": ("min", "max"),
+    "patience": ("int?", 1),
+}
 TASK_FIELDS = {
-    "intent": {"train", "valid", "weight"},
-    "mlm": {"texts", "shop_dir", "weight", "mask_rate"},
+    "intent": {"train": "path", "valid": "path", "weight": ("number", 0)},
+    "mlm": {
+        "texts": "paths",
+        "shop_dir": "path",
+        "weight": ("number", 0),
+        "mask_rate": ("fraction", 0),
+        "head_warmup_steps": ("int", 0),
+    },
     "reply": {
-        "train",
-        "valid",
-        "bank",
-        "items",
-        "weight",
-        "max_turns",
-        "decoder_layers",
-        "decoder_learning_rate",
-        "generation_weight",
+        "train": "path",
+        "valid": "path",
+        "bank": "path",
+        "items": "path",
+        "weight": ("number", 0),
+        "max_turns": ("int", 1),
+        "decoder_layers": ("int", 0),
+        "decoder_learning_rate": ("positive", 0),
+        "generation_weight": ("number", 0),
     },
 }
 
@@ -69,7 +106,6 @@ class RunConfig:
     monitor: str | None = None
     mode: str = "min"
     patience: int | None = None
-    hparams: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,55 +115,91 @@ def _fail(path, message: str):
     raise ConfigError(f"{path}: {message}")
 
 
+def _check(path, name: str, value, kind) -> None:
+    """Fails naming `name` unless `value` is what `kind` (see `FIELDS`) allows."""
+    if isinstance(kind, tuple) and isinstance(kind[1], (int, float)) and not isinstance(kind[1], bool):
+        base, least = kind
+        if base.endswith("?"):
+            if value is None:
+                return
+            base = base[:-1]
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if base == "int" and not (number and isinstance(value, int) and value >= least):
+            _fail(path, f"field '{name}' must be an integer >= {least}, got {value!r}")
+        if base == "number" and not (number and value >= least):
+            _fail(path, f"field '{name}' must be a number >= {least}, got {value!r}")
+        if base == "positive" and not (number and value > 0):
+            _fail(path, f"field '{name}' must be a number > 0, got {value!r}")
+        if base == "fraction" and not (number and 0 <= value < 1):
+            _fail(path, f"field '{name}' must be a number in [0, 1), got {value!r}")
+    elif isinstance(kind, tuple):
+        if value not in kind:
+            _fail(path, f"field '{name}' is {value!r}; use one of {', '.join(kind)}")
+    elif kind == "bool" and not isinstance(value, bool):
+        _fail(path, f"field '{name}' must be true or false, got {value!r}")
+    elif kind == "path" and not isinstance(value, str):
+        _fail(path, f"field '{name}' must be a path (a string), got {value!r}")
+    elif kind == "paths" and not (
+        isinstance(value, str)
+        or (isinstance(value, list) and value and all(isinstance(v, str) for v in value))
+    ):
+        _fail(path, f"field '{name}' must be a file or a list of files, got {value!r}")
+    elif kind == "layers" and not (
+        value is None or value == "all" or (isinstance(value, int) and value >= 0)
+    ):
+        _fail(path, f"field '{name}' must be 'all' or an integer >= 0, got {value!r}")
+
+
 def parse_config(data: dict, path: str | Path = "<config>") -> RunConfig:
-    """Checks a config mapping: unknown fields, wrong types and unknown choices name the field."""
+    """Checks a config mapping: every field's type and range, unknown fields and choices, each
+    task's fields, and settings that cannot go together; each error names its field."""
     if not isinstance(data, dict):
         _fail(path, "expected a table of settings at the top level")
-    fields = {f.name: f for f in dataclasses.fields(RunConfig)}
-    unknown = sorted(set(data) - set(fields))
+    unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        _fail(path, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(fields))}")
+        _fail(path, f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(FIELDS))}")
     tasks = data.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         _fail(path, "field 'tasks' must hold at least one task table, e.g. [tasks.intent]")
+    for name, value in data.items():
+        if name != "tasks":
+            _check(path, name, value, FIELDS[name])
     for name, settings in tasks.items():
         if name not in TASK_FIELDS:
             _fail(path, f"tasks.{name}: unknown task; use {', '.join(TASK_FIELDS)}")
-        extra = sorted(set(settings) - TASK_FIELDS[name])
+        if not isinstance(settings, dict):
+            _fail(path, f"tasks.{name} must be a table of settings, got {settings!r}")
+        extra = sorted(set(settings) - set(TASK_FIELDS[name]))
         if extra:
-            _fail(path, f"tasks.{name}: unknown field(s) {', '.join(extra)}")
+            _fail(
+                path,
+                f"tasks.{name}: unknown field(s) {', '.join(extra)}; known: {', '.join(TASK_FIELDS[name])}",
+            )
+        for key, value in settings.items():
+            _check(path, f"tasks.{name}.{key}", value, TASK_FIELDS[name][key])
     if "intent" in tasks and not {"train", "valid"} <= set(tasks["intent"]):
         _fail(path, "tasks.intent needs 'train' and 'valid' files")
     if "reply" in tasks and not {"train", "valid"} <= set(tasks["reply"]):
         _fail(path, "tasks.reply needs 'train' and 'valid' dialogue files")
     if "mlm" in tasks and not ({"texts", "shop_dir"} & set(tasks["mlm"])):
         _fail(path, "tasks.mlm needs 'texts' (a list of files) or 'shop_dir'")
-    numbers = {"learning_rate", "warmup_fraction", "weight_decay", "layer_decay", "dropout", "temperature"}
-    for name, value in data.items():
-        if name in numbers and not isinstance(value, (int, float)):
-            _fail(path, f"field '{name}' must be a number, got {value!r}")
-        if name in {
-            "seed",
-            "epochs",
-            "batch_size",
-            "sequence_length",
-            "accumulation_steps",
-            "checkpoint_every",
-        }:
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "seed" else 1):
-                _fail(path, f"field '{name}' must be a positive integer, got {value!r}")
-    for name, choices in (
-        ("strategy", STRATEGIES),
-        ("mixed_precision", PRECISIONS),
-        ("mixing", ("sum", "sample")),
-        ("decay", ("cosine", "linear")),
-        ("mode", ("min", "max")),
+    if data.get("lora_rank") is not None and set(tasks) != {"intent"}:
+        _fail(
+            path,
+            "field 'lora_rank' trains LoRA factors of an intent-only run; the other heads train the encoder",
+        )
+    monitor = data.get("monitor")
+    names = (*tasks, "generation") if "reply" in tasks else tuple(tasks)
+    if monitor is not None and not (
+        isinstance(monitor, str) and any(monitor.startswith(f"val_{name}_") for name in names)
     ):
-        if name in data and data[name] not in choices:
-            _fail(path, f"field '{name}' is {data[name]!r}; use one of {', '.join(choices)}")
-    top = data.get("train_top_layers")
-    if top is not None and top != "all" and not (isinstance(top, int) and top >= 0):
-        _fail(path, f"field 'train_top_layers' must be 'all' or an integer >= 0, got {top!r}")
+        known = ", ".join(f"val_{name}_loss" for name in names)
+        _fail(
+            path,
+            f"field 'monitor' must name a validation metric, val_<task>_<metric> ({known}), got {monitor!r}",
+        )
+    if (data.get("patience") is not None) and monitor is None:
+        _fail(path, "field 'patience' stops early on 'monitor': set both")
     return RunConfig(**data)
 
 

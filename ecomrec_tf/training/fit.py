@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+MODEL_FILE = "model.keras"  # the trained model in a run folder
 STEP_SCALARS_EVERY = 50  # steps between TensorBoard's per-step training scalars (`batch_loss`, ...)
 
 
@@ -22,7 +23,7 @@ class CrashSafeBackup(keras.callbacks.BackupAndRestore):
     optimizer's, the epoch, every finished epoch's logs and early stopping's state with its best
     weights), fsynced and renamed into place as `epoch-NNNNN`; a rerun resumes from the newest
     complete one and ignores half-written ones. With `keep` the backup outlives `fit`, for the
-    caller to delete once the trained model is saved (`training.intent.save_model` does), so a kill
+    caller to delete once the trained model is saved (`save_model` does), so a kill
     between the two loses nothing; otherwise it is deleted when `fit` finishes, as Keras's.
     """
 
@@ -183,7 +184,7 @@ def fit(
     """Trains a compiled model with `run_callbacks` (early stopping on `monitor` with `patience`,
     restoring the best epoch's weights), showing Keras progress bars. `callbacks` run first each
     epoch, so metrics they add to the logs can be monitored. The crash backup stays in
-    `run_dir/backup` until the trained model is saved (`training.intent.save_model`)."""
+    `run_dir/backup` until the trained model is saved (`save_model`)."""
     return model.fit(
         train,
         validation_data=valid,
@@ -192,6 +193,19 @@ def fit(
         callbacks=[*callbacks, *run_callbacks(run_dir, monitor, patience, keep_backup=True)],
         verbose=verbose,
     )
+
+
+def save_model(model: keras.Model, path: str | Path) -> Path:
+    """Saves a `.keras` file via a fsynced temporary file renamed over it, so a crash (or a power
+    cut) never leaves a truncated model, then deletes the crash backup `fit` left beside it
+    (`backup/`), which the saved model supersedes."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial.keras")
+    model.save(partial)
+    fsync(partial)
+    partial.replace(path)
+    delete_backup(path.parent / "backup")
+    return path
 
 
 def save_run_config(run_dir: str | Path, arguments: dict, skip: tuple[str, ...] = ()) -> dict:

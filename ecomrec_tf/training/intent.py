@@ -2,42 +2,72 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections import Counter
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from ecomrec_tf.data import DataError, read_intent_file, text_classification_dataset
 from ecomrec_tf.data.pipeline import class_weights
+from ecomrec_tf.data.readers import label_ids
 from ecomrec_tf.defaults import INTENT
 from ecomrec_tf.encoders import load_encoder
-from ecomrec_tf.evaluation import classification_metrics, format_report, plot_confusion_matrix, plot_history
+from ecomrec_tf.evaluation import plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
 from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length
-from ecomrec_tf.training.fit import delete_backup, fit, fsync, save_run_config
+from ecomrec_tf.training.fit import MODEL_FILE, fit, save_model, save_run_config
 from ecomrec_tf.training.metrics import MacroF1
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.task import Task, compile_tasks, text_task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
-
-MODEL_FILE = "model.keras"
-
-
-def label_ids(labels: list[str], known: list[str], path: str | Path) -> np.ndarray:
-    """Maps label names to ids; a label not in `known` is an error naming the file."""
-    index = {label: i for i, label in enumerate(known)}
-    unseen = Counter(label for label in labels if label not in index)
-    if unseen:
-        listed = ", ".join(f"{label!r} ({n}x)" for label, n in unseen.most_common(10))
-        raise DataError(f"{path}: labels not in the training data: {listed}")
-    return np.asarray([index[label] for label in labels], dtype=np.int32)
 
 
 def intent_metrics(num_classes: int) -> list[keras.metrics.Metric]:
     """Accuracy and macro-F1: what every intent training path reports and early stopping watches."""
     return [keras.metrics.SparseCategoricalAccuracy("accuracy"), MacroF1(num_classes)]
+
+
+def intent_task(
+    model: IntentModel,
+    train: tuple,
+    valid: tuple | None,
+    batch_size: int,
+    seed: int = 0,
+    sample_weights=None,
+    weight: float = 1.0,
+    pad_to_multiple: int | None = None,
+) -> Task:
+    """The intent head's task, which `train_intent` (`model.fit`), `tune_intent` and the `Trainer`
+    (`training.run`) all train: cross-entropy on the probabilities, accuracy and macro-F1, batches of
+    `(texts, label ids)` grouped by length and tokenised in the input pipeline, each replica reading
+    its share of the global `batch_size`; validation in batches twice that size."""
+
+    def train_data(context, texts=train[0], ids=train[1]):
+        return text_classification_dataset(
+            texts,
+            ids,
+            batch_size,
+            shuffle=True,
+            seed=seed,
+            input_context=context,
+            sample_weights=sample_weights,
+        )
+
+    def valid_data(context):
+        return text_classification_dataset(*valid, batch_size * 2, input_context=context)
+
+    return text_task(
+        "intent",
+        model,
+        keras.losses.SparseCategoricalCrossentropy(),
+        train=train_data,
+        valid=valid_data if valid is not None else None,
+        weight=weight,
+        metrics=functools.partial(intent_metrics, len(model.labels)),
+        pad_to_multiple=pad_to_multiple,
+    )
 
 
 def read_intent_splits(train_file: str | Path, valid_file: str | Path):
@@ -112,24 +142,23 @@ def train_intent(
         train_top_layers=train_top_layers,
         lora_rank=lora_rank,
     )
-    train = text_classification_dataset(
-        train_texts, train_ids, batch_size, shuffle=True, seed=seed, sample_weights=weights
+    task = intent_task(
+        model, (train_texts, train_ids), (valid_texts, valid_ids), batch_size, seed, sample_weights=weights
     )
-    valid = text_classification_dataset(valid_texts, valid_ids, batch_size * 2)
+    train, valid = task.dataset("train"), task.dataset("valid")
     steps_per_epoch = int(train.cardinality())
-    model.compile(
-        optimizer=make_optimizer(
+    compile_tasks(
+        task,
+        make_optimizer(
             learning_rate,
             total_steps=steps_per_epoch * epochs,
             layer_decay=layer_decay,
             num_layers=encoder_.backbone.num_layers,
         ),
-        loss=keras.losses.SparseCategoricalCrossentropy(),
-        metrics=intent_metrics(len(labels)),
     )
     start = time.perf_counter()
     history = fit(
-        model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_macro_f1",
+        task.model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_macro_f1",
         verbose=verbose,
     )  # fmt: skip
     seconds = time.perf_counter() - start
@@ -144,37 +173,3 @@ def train_intent(
     intent_report(run_dir, model, valid_texts, valid_ids, step=len(history["loss"]))
     save_model(model, run_dir / MODEL_FILE)
     return model, history
-
-
-def save_model(model: keras.Model, path: str | Path) -> Path:
-    """Saves a `.keras` file via a fsynced temporary file renamed over it, so a crash (or a power
-    cut) never leaves a truncated model, then deletes the crash backup `fit` left beside it
-    (`backup/`), which the saved model supersedes."""
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial.keras")
-    model.save(partial)
-    fsync(partial)
-    partial.replace(path)
-    delete_backup(path.parent / "backup")
-    return path
-
-
-def evaluate_intent(
-    model: IntentModel, data_file: str | Path, out_dir: str | Path, name: str = "test", batch_size: int = 64
-) -> dict:
-    """Accuracy, macro-F1, per-class report and confusion matrix of `model` on a labelled file.
-
-    Writes `<name>_metrics.json`, `<name>_report.txt` and `<name>_confusion_matrix.png` to `out_dir`.
-    """
-    texts, labels = read_intent_file(data_file)
-    y_true = label_ids(labels, model.labels, data_file)
-    probabilities = model.predict(texts, batch_size=batch_size, verbose=0)["probabilities"]
-    result = classification_metrics(y_true, probabilities.argmax(axis=-1), model.labels)
-    result["examples"] = len(texts)
-    result["data_file"] = str(data_file)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}_metrics.json").write_text(json.dumps(result, indent=2))
-    (out_dir / f"{name}_report.txt").write_text(format_report(result) + "\n")
-    plot_confusion_matrix(result, out_dir / f"{name}_confusion_matrix.png", title=f"Intent, {name} split")
-    return result

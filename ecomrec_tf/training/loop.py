@@ -183,11 +183,11 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         denominators = {}
         for name, batch in batches.items():
-            _, _, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-            if sample_weight is None:
+            weights = self._task(name).example_weights(batch)
+            if weights is None:
                 local = tf.cast(tf.shape(tf.nest.flatten(batch[1])[0])[0], tf.float32)
             else:
-                local = tf.reduce_sum(tf.cast(sample_weight, tf.float32))
+                local = tf.reduce_sum(weights)
             denominators[name] = tf.maximum(context.all_reduce(SUM, local), 1e-9)
         grads, task_losses = self._grads(batches, denominators)
         used = [(g, v) for g, v in zip(grads, self.variables) if g is not None]

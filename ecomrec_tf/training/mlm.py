@@ -20,6 +20,7 @@ from ecomrec_tf.training.task import Task
 
 ENCODER_DIR = "encoder"
 MLM_FILE = "mlm.keras"
+MLM_HEAD_WARMUP_STEPS = 300  # steps the fresh MLM head trains alone first (`warm_up_head`)
 
 
 def masked_lm(encoder: Encoder) -> keras_hub.models.BertMaskedLM:
@@ -78,6 +79,27 @@ def mlm_task(
     )
 
 
+def warm_up_head(
+    task: Task,
+    encoder: Encoder,
+    steps: int,
+    run_dir: str | Path,
+    strategy: tf.distribute.Strategy,
+    train_top: int | None = None,
+    verbose: int = 1,
+) -> None:
+    """Trains the MLM head alone (encoder frozen, learning rate 1e-3) for `steps` steps in `run_dir`,
+    then lets the encoder's top `train_top` layers (None: all) train again. A checkpoint without an
+    MLM head (MiniLM's) gets a random one, whose first gradients would be noise for the encoder."""
+    if not steps:
+        return
+    with strategy.scope():
+        train_top_layers(encoder.backbone, 0)
+        head_only = Trainer(task, make_optimizer(1e-3, steps, warmup_fraction=0.1), strategy)
+    head_only.fit(1, run_dir, steps_per_epoch=steps, verbose=verbose)
+    train_top_layers(encoder.backbone, train_top)
+
+
 def pretrain_mlm(
     texts: Sequence[str],
     run_dir: str | Path,
@@ -91,7 +113,7 @@ def pretrain_mlm(
     seed: int = 0,
     strategy: tf.distribute.Strategy | None = None,
     checkpoint_every: int = 200,
-    head_warmup_steps: int = 300,
+    head_warmup_steps: int = MLM_HEAD_WARMUP_STEPS,
     verbose: int = 1,
 ) -> tuple[Encoder, dict]:
     """Continues masked-language-model training of `encoder` on shop text, with whole-word masking.
@@ -116,12 +138,7 @@ def pretrain_mlm(
         model = masked_lm(encoder)
         task = mlm_task(model, encoder, texts, batch_size, valid_texts, sequence_length, mask_rate, seed=seed)
         steps = int(task.dataset("train").cardinality())
-        if head_warmup_steps:
-            train_top_layers(encoder.backbone, 0)
-            head_only = Trainer(task, make_optimizer(1e-3, head_warmup_steps, warmup_fraction=0.1), strategy)
-    if head_warmup_steps:
-        head_only.fit(1, run_dir / "head_warmup", steps_per_epoch=head_warmup_steps, verbose=verbose)
-        train_top_layers(encoder.backbone, None)
+    warm_up_head(task, encoder, head_warmup_steps, run_dir / "head_warmup", strategy, verbose=verbose)
     with strategy.scope():
         trainer = Trainer(task, make_optimizer(learning_rate, steps * epochs, warmup_fraction=0.06), strategy)
     history = trainer.fit(epochs, run_dir, checkpoint_every=checkpoint_every, verbose=verbose)

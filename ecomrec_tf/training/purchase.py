@@ -34,29 +34,37 @@ from ecomrec_tf.evaluation.purchase import (
     session_ids,
 )
 from ecomrec_tf.models.purchase_model import PARTS, PurchaseModel, build_purchase_model
-from ecomrec_tf.training.fit import fit, save_run_config
-from ecomrec_tf.training.intent import MODEL_FILE, save_model
+from ecomrec_tf.models.text_model import training_view
+from ecomrec_tf.training.fit import MODEL_FILE, fit, save_model, save_run_config
 from ecomrec_tf.training.optimizer import make_optimizer
-from ecomrec_tf.training.task import Task
+from ecomrec_tf.training.task import DatasetFn, Task, compile_tasks
 from ecomrec_tf.training.tensorboard import log_hparams
 
 
-def training_model(model: PurchaseModel) -> keras.Model:
-    """`model.core` with the logit as its only output: what `fit` and the loop train."""
-    inputs = {
-        name: keras.Input(t.shape[1:], dtype=t.dtype, name=name) for name, t in model.core.input.items()
-    }
-    return keras.Model(inputs, model.core(inputs)["logit"], name="purchase_logit")
-
-
-def compile_for_training(model: PurchaseModel, learning_rate: float, total_steps: int) -> keras.Model:
-    trainable = training_model(model)
-    trainable.compile(
-        optimizer=make_optimizer(learning_rate, total_steps=total_steps, warmup_fraction=0.05),
+def purchase_task(
+    model: PurchaseModel,
+    train: DatasetFn | tf.data.Dataset,
+    valid: DatasetFn | tf.data.Dataset | None = None,
+    weight: float = 1.0,
+    name: str = "purchase",
+) -> Task:
+    """The purchase head's task, which `train_purchase`, `update_purchase` (`model.fit`) and the
+    `Trainer` all train: binary cross-entropy on `core`'s logit (`training_view`) over batches of
+    vectors (`VectorCache.dataset`, or `purchase_datasets` for the Trainer), AUC as its metric."""
+    return Task(
+        name=name,
+        model=training_view(model.core, "logit"),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=[keras.metrics.AUC(from_logits=True, name="auc")],
+        train=train,
+        valid=valid,
+        weight=weight,
+        metrics=lambda: [keras.metrics.AUC(from_logits=True, name="auc")],
     )
-    return trainable
+
+
+def compile_purchase(task: Task, learning_rate: float, total_steps: int) -> keras.Model:
+    """Compiles the task's model for `model.fit` on the purchase schedule (5% warm-up)."""
+    return compile_tasks(task, make_optimizer(learning_rate, total_steps=total_steps, warmup_fraction=0.05))
 
 
 def calibrate(model: PurchaseModel, logits: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -159,7 +167,8 @@ def train_purchase(
         examples = data.splits["train"] if catalog_negatives else data.scored("train")
         train = cache.dataset(examples, batch_size, shuffle=True, seed=seed, history_size=history_size)
         valid = cache.dataset(data.scored("valid"), batch_size * 4, history_size=history_size)
-        trainable = compile_for_training(model, learning_rate, int(train.cardinality()) * epochs)
+        task = purchase_task(model, train, valid)
+        trainable = compile_purchase(task, learning_rate, int(train.cardinality()) * epochs)
         history = fit(
             trainable, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_auc",
             verbose=verbose,
@@ -233,8 +242,10 @@ def update_purchase(
     train = cache.dataset(
         new_splits["train"] + replayed, batch_size, shuffle=True, seed=seed, history_size=history_size
     )
-    trainable = compile_for_training(model, learning_rate, int(train.cardinality()) * epochs)
     valid = cache.dataset(new_splits["valid"], batch_size * 4, history_size=history_size)
+    trainable = compile_purchase(
+        purchase_task(model, train, valid), learning_rate, int(train.cardinality()) * epochs
+    )
     fit(trainable, train, valid, epochs=epochs, run_dir=run_dir, verbose=verbose)
     logits = np.asarray(trainable.predict(valid, verbose=0)).reshape(-1)
     calibrate(model, logits, np.array([e["label"] for e in new_splits["valid"]]))
@@ -251,20 +262,15 @@ def update_purchase(
     return model, result
 
 
-def purchase_task(
-    model: PurchaseModel,
+def purchase_datasets(
     cache: VectorCache,
     train: list[dict],
     valid: list[dict] | None = None,
     batch_size: int = 256,
-    weight: float = 1.0,
-    name: str = "purchase",
     seed: int = 0,
-) -> Task:
-    """The purchase model as a `Task` for the distributed loop (`training.Trainer`), e.g. beside intent.
-
-    Each replica reads its share of the global batch; the loss is binary cross-entropy on the logit.
-    """
+) -> tuple[DatasetFn, DatasetFn | None]:
+    """`purchase_task`'s `train` and `valid` for the distributed loop: each replica reads its share of
+    the global batch, e.g. `Trainer(purchase_task(model, *purchase_datasets(cache, train, valid)))`."""
 
     def dataset(examples: list[dict], shuffle: bool):
         def build(context: tf.distribute.InputContext | None):
@@ -273,12 +279,4 @@ def purchase_task(
 
         return build
 
-    return Task(
-        name=name,
-        model=training_model(model),
-        loss=keras.losses.BinaryCrossentropy(from_logits=True),
-        train=dataset(train, True),
-        valid=dataset(valid, False) if valid else None,
-        weight=weight,
-        metrics=lambda: [keras.metrics.AUC(from_logits=True, name="auc")],
-    )
+    return dataset(train, True), dataset(valid, False) if valid else None

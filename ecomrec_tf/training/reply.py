@@ -9,30 +9,22 @@ from collections import Counter
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from ecomrec_tf.data.readers import DataError, read_dialogues, read_records
 from ecomrec_tf.data.reply_bank import reply_bank_entries
-from ecomrec_tf.data.task_datasets import dialogue_context, dialogue_dataset
+from ecomrec_tf.data.task_datasets import dialogue_dataset
 from ecomrec_tf.defaults import REPLY
 from ecomrec_tf.encoders import load_encoder
-from ecomrec_tf.encoders.sentence_encoder import encode_in_batches
 from ecomrec_tf.evaluation.classification import plot_history
-from ecomrec_tf.evaluation.reply import (
-    Bm25Retriever,
-    RetrievalSet,
-    TfidfRetriever,
-    retrieval_metrics,
-    text_metrics,
-)
+from ecomrec_tf.evaluation.reply import RetrievalSet
 from ecomrec_tf.models.reply_model import ReplyModel, build_reply_model
+from ecomrec_tf.models.text_model import training_view
 from ecomrec_tf.preprocessing import SlotExtractor
 from ecomrec_tf.preprocessing.slot_extractor import ORDER_ID
-from ecomrec_tf.training.fit import fit, save_run_config
-from ecomrec_tf.training.intent import MODEL_FILE, save_model
+from ecomrec_tf.training.fit import MODEL_FILE, fit, save_model, save_run_config
 from ecomrec_tf.training.optimizer import make_optimizer
-from ecomrec_tf.training.task import Task
+from ecomrec_tf.training.task import Task, compile_tasks
 from ecomrec_tf.training.tensorboard import log_hparams
 
 
@@ -146,12 +138,15 @@ def reply_tasks(
     generation_weight: float = 1.0,
     seed: int = 0,
 ) -> list[Task]:
-    """The reply model as `Task`s for the distributed loop (`training.Trainer`): `reply` (in-batch
-    negatives; each replica's batch is its negatives) and, with a decoder, `generation` (teacher
-    forcing, the loss averaged over reply tokens). Both read the same dialogues.
+    """The reply head's tasks, which `train_reply` (`model.fit`, via `compile_tasks`) and the `Trainer`
+    (`training.run`) both train: `reply` (symmetric in-batch cross-entropy on `logits`; each replica's
+    batch is its negatives; in-batch accuracy) and, with a decoder, `generation` (per-token
+    cross-entropy on `next_token_logits` by teacher forcing, averaged over the reply tokens). Both
+    read the same `reply_targets` batches of dialogues (no length bucketing: contexts are short alike,
+    and the schedule needs the epoch's step count).
     """
 
-    def dataset(dialogues: list[dict], shuffle: bool, generation: bool):
+    def batches(dialogues: list[dict], shuffle: bool):
         def build(context: tf.distribute.InputContext | None):
             data = dialogue_dataset(
                 dialogues,
@@ -162,36 +157,38 @@ def reply_tasks(
                 input_context=context,
                 bucket=False,
             )
-            if not generation:
-                return data.map(lambda x, _: (x, tf.range(tf.shape(x["reply"])[0])))
-
-            def tokens(x, _):
-                targets = model.generation_targets(x["reply"])
-                return x, targets, tf.cast(targets != model.preprocessor.tokenizer.pad_token_id, tf.float32)
-
-            return data.map(tokens)
+            return reply_targets(data, model)
 
         return build
 
+    view = training_view(model, model.target_output)
     losses = reply_losses(model)
-    parts = [("reply", "logits", weight, False)]
-    if model.decoder is not None:
-        parts.append(("generation", "next_token_logits", generation_weight, True))
-    return [
+    generates = model.decoder is not None
+    tasks = [
         Task(
-            name=name,
-            model=model,
-            loss=losses[output],
-            train=dataset(train, True, generation),
-            valid=dataset(valid, False, generation) if valid else None,
-            weight=task_weight,
-            output=output,
-            metrics=list
-            if generation
-            else lambda: [keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
+            name="reply",
+            model=view,
+            loss=losses["logits"],
+            train=batches(train, True),
+            valid=batches(valid, False) if valid else None,
+            weight=weight,
+            output="logits" if generates else None,
+            metrics=lambda: [keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")],
         )
-        for name, output, task_weight, generation in parts
     ]
+    if generates:
+        tasks.append(
+            Task(
+                name="generation",
+                model=view,
+                loss=losses["next_token_logits"],
+                train=tasks[0].train,
+                valid=tasks[0].valid,
+                weight=generation_weight,
+                output="next_token_logits",
+            )
+        )
+    return tasks
 
 
 def reply_bank_for(
@@ -226,26 +223,6 @@ class RetrievalValidation(keras.callbacks.Callback):
         metrics = self.score()
         if logs is not None:
             logs["val_mrr"], logs["val_recall@1"] = metrics["mrr"], metrics["recall@1"]
-
-
-def zero_shot_encoders(encoder: str | Path, sequence_length: int = 96):
-    """`(embed_contexts, embed_replies)` of a pretrained encoder as it comes, mean-pooled and
-    L2-normalised (contexts truncated from the start, as the reply model's): the retrieval a user gets
-    for free, which training must beat."""
-    from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
-    from ecomrec_tf.preprocessing import TextPreprocessor
-
-    loaded = load_encoder(encoder)
-
-    def embed(truncate: str):
-        layer = SentenceEncoder(
-            loaded.backbone, TextPreprocessor(loaded.tokenizer, sequence_length, truncate)
-        )
-        return tf.function(
-            lambda texts: tf.math.l2_normalize(layer(texts)[0], axis=-1), reduce_retracing=True
-        )
-
-    return embed("start"), embed("end")
 
 
 def train_reply(
@@ -315,29 +292,30 @@ def train_reply(
         intent_weight=intent_weight,
         intent_filter=intent_filter,
     )
-    # No length bucketing: contexts are short alike, and the schedule needs the epoch's step count.
-    train = dialogue_dataset(train_dialogues, batch_size, max_turns, shuffle=True, seed=seed, bucket=False)
-    train = reply_targets(train, model)
-    valid = reply_targets(dialogue_dataset(valid_dialogues, batch_size, max_turns, bucket=False), model)
-    in_batch_accuracy = keras.metrics.SparseCategoricalAccuracy("in_batch_accuracy")
-    losses = reply_losses(model)
-    generates = model.decoder is not None
-    model.compile(
-        optimizer=make_optimizer(
+    tasks = reply_tasks(
+        model,
+        train_dialogues,
+        valid_dialogues,
+        batch_size,
+        max_turns,
+        generation_weight=generation_weight,
+        seed=seed,
+    )
+    train, valid = tasks[0].dataset("train"), tasks[0].dataset("valid")
+    compile_tasks(
+        tasks,
+        make_optimizer(
             learning_rate,
             total_steps=int(train.cardinality()) * epochs,
             multipliers={"reply_decoder": decoder_learning_rate / learning_rate},
         ),
-        loss=losses if generates else losses["logits"],
-        loss_weights={"logits": 1.0, "next_token_logits": generation_weight} if generates else None,
-        metrics={"logits": [in_batch_accuracy]} if generates else [in_batch_accuracy],
     )
     validation = RetrievalValidation(model, RetrievalSet(valid_dialogues, train_dialogues, max_turns))
     retrieval_weights = [w for w in model.weights if not w.path.startswith("reply_decoder")]
     untrained = [w.numpy() for w in retrieval_weights]
     floor = validation.score()["mrr"]
     history = fit(
-        model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_mrr",
+        tasks[0].model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_mrr",
         verbose=verbose, callbacks=[validation],
     )  # fmt: skip
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -351,99 +329,3 @@ def train_reply(
     log_hparams(run_dir, config)
     save_model(model, run_dir / MODEL_FILE)
     return model, history
-
-
-def evaluate_reply(
-    model: ReplyModel,
-    data_file: str | Path,
-    train_file: str | Path,
-    out_dir: str | Path | None = None,
-    max_turns: int = 3,
-    candidates: int = 100,
-    examples: int = 5,
-    decoding: str | None = None,
-    zero_shot: str | Path | None = None,
-    seed: int = 0,
-) -> dict:
-    """The dual encoder beside TF-IDF and BM25 baselines (fitted on `train_file`) and, with
-    `zero_shot` (an encoder name or folder, e.g. the one the model started from), that encoder
-    untrained, on labelled dialogues; and the model's generated replies when it has a decoder.
-
-    Retrieval (`evaluation.reply.RetrievalSet`): Recall@1, Recall@5 and MRR of the reference reply
-    among `candidates`. Text: BLEU and ROUGE-L (case-insensitive: the encoder is uncased) against
-    the reference of the reply each method picks from the bank (slots filled from the
-    conversation), and of the generated reply (`decoding`: the model's default search, or
-    `"greedy"`, `"beam"`, `"top_k"`). Also fallback rates and `examples` exchanges. Writes
-    `reply_metrics.json`.
-    """
-    dialogues, train = read_dialogues(data_file), read_dialogues(train_file)
-    try:
-        retrieval = RetrievalSet(dialogues, train, max_turns, candidates, seed)
-    except ValueError as error:
-        raise DataError(f"{data_file}: {error}") from None
-    contexts, references = retrieval.contexts, retrieval.references
-    model_metrics = retrieval.metrics(
-        tf.function(model.embed_contexts, reduce_retracing=True),
-        tf.function(model.embed_replies, reduce_retracing=True),
-    )
-    train_contexts = [dialogue_context(d["context"], max_turns) for d in train]
-    tfidf = TfidfRetriever(train_contexts + [d["reply"] for d in train])
-    bm25 = Bm25Retriever([d["reply"] for d in train])
-
-    bank = model.bank_vectors()
-    chosen = _batched(lambda c: model.reply(c, k=1, bank_vectors=bank), contexts)
-    chosen["score"] = chosen["scores"][:, 0]
-    bank_texts = [r["text"] for r in model.reply_bank]
-    baseline = model.choose_replies(tf.constant(contexts), tfidf.scores(contexts, bank_texts), k=1)
-    baseline_replies = [r.decode() for r in baseline["replies"].numpy()[:, 0]]
-    shown = [
-        {"context": c, "reply": r, "score": float(s), "reference": ref}
-        for c, r, s, ref in zip(contexts[:examples], chosen["reply"], chosen["score"], references)
-    ]
-    result = {
-        "dual_encoder": {
-            **model_metrics,
-            **text_metrics(chosen["reply"], references),
-            "fallback_rate": float(np.mean(chosen["fallback"])),
-        },
-        "tfidf": {
-            **retrieval_metrics(retrieval.pool_scores(tfidf.scores(contexts, retrieval.pool))),
-            **text_metrics(baseline_replies, references),
-        },
-        "bm25": retrieval_metrics(retrieval.pool_scores(bm25.scores(contexts, retrieval.pool))),
-        "examples": shown,
-        "data_file": str(data_file),
-        "dialogues": len(dialogues),
-        "distinct_replies": len(retrieval.pool),
-    }
-    if zero_shot is not None:
-        result["zero_shot"] = {
-            **retrieval.metrics(*zero_shot_encoders(zero_shot, model.preprocessor.sequence_length)),
-            "encoder": str(zero_shot),
-        }
-    if model.decoder is not None:
-        decoding = decoding or model.decoding
-        generated = _batched(lambda c: model.generate(c, decoding), contexts, description="generating")
-        result["generated"] = {
-            **text_metrics(generated["reply"], references),
-            "fallback_rate": float(np.mean(generated["fallback"])),
-            "decoding": decoding,
-        }
-        for example, text in zip(shown, generated["reply"]):
-            example["generated"] = text
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "reply_metrics.json").write_text(json.dumps(result, indent=2, ensure_ascii=False))
-    return result
-
-
-def _batched(function, contexts: list[str], description: str = "replying") -> dict:
-    """`function` (contexts -> dict of tensors) over `contexts` in batches, as one tf.function: numpy
-    arrays, 1-D strings decoded."""
-    result = encode_in_batches(
-        tf.function(function, reduce_retracing=True), contexts, progress=True, description=description
-    )
-    return {
-        key: [item.decode() for item in value] if value.dtype == object and value.ndim == 1 else value
-        for key, value in result.items()
-    }

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.data.corpus import shop_corpus, shop_dir_corpus
 from ecomrec_tf.data.readers import read_dialogues
 from ecomrec_tf.encoders import load_encoder, save_encoder
 from ecomrec_tf.models import build_intent_model
 from ecomrec_tf.models.reply_model import build_reply_model
 from ecomrec_tf.training.config import RunConfig, save_config
-from ecomrec_tf.training.intent import MODEL_FILE, intent_metrics, read_intent_splits, save_model
+from ecomrec_tf.training.fit import MODEL_FILE, save_model
+from ecomrec_tf.training.intent import intent_task, read_intent_splits
 from ecomrec_tf.training.loop import Trainer
-from ecomrec_tf.training.mlm import ENCODER_DIR, masked_lm, mlm_task
+from ecomrec_tf.training.mlm import ENCODER_DIR, MLM_HEAD_WARMUP_STEPS, masked_lm, mlm_task, warm_up_head
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.reply import reply_bank_for, reply_tasks
-from ecomrec_tf.training.task import text_task
+from ecomrec_tf.training.task import Task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
 REPLY_MODEL_FILE = "reply_model.keras"
@@ -50,13 +51,104 @@ def _mlm_texts(settings: dict) -> list[str]:
     return list(texts)
 
 
+@dataclass
+class RunPart:
+    """What one head adds to a run: its tasks, what it writes when the run ends, learning-rate
+    multipliers for its fresh layers, an epoch-end report, and steps to run before the joint training."""
+
+    tasks: list[Task]
+    save: Callable[[Path], None]
+    multipliers: dict[str, float] = field(default_factory=dict)
+    report: Callable | None = None
+    warm_up: Callable[[Path, tf.distribute.Strategy, int], None] | None = None
+
+
+def _intent_part(settings: dict, config: RunConfig, encoder, top: int | None) -> RunPart:
+    labels, train, valid = read_intent_splits(settings["train"], settings["valid"])
+    model = build_intent_model(
+        encoder,
+        labels,
+        sequence_length=config.sequence_length,
+        train_top_layers=top,
+        lora_rank=config.lora_rank,
+    )
+    task = intent_task(
+        model, train, valid, config.batch_size, config.seed, weight=settings.get("weight", 1.0)
+    )
+    return RunPart(
+        [task],
+        save=lambda run_dir: save_model(model, run_dir / MODEL_FILE),
+        report=lambda run_dir, epoch: intent_report(run_dir, model, *valid, epoch),
+    )
+
+
+def _reply_part(settings: dict, config: RunConfig, encoder, top: int | None) -> RunPart:
+    dialogues = read_dialogues(settings["train"])
+    bank, extractor = reply_bank_for(settings.get("bank"), settings.get("items"), dialogues)
+    model = build_reply_model(
+        encoder,
+        bank,
+        config.sequence_length,
+        slot_extractor=extractor,
+        train_top_layers=top,
+        decoder_layers=settings.get("decoder_layers", 0),
+    )
+    tasks = reply_tasks(
+        model,
+        dialogues,
+        read_dialogues(settings["valid"]),
+        config.batch_size,
+        max_turns=settings.get("max_turns", 3),
+        weight=settings.get("weight", 1.0),
+        generation_weight=settings.get("generation_weight", 1.0),
+        seed=config.seed,
+    )
+    # The decoder starts from scratch beside the pretrained encoder (see `train_reply`).
+    rate = settings.get("decoder_learning_rate", 1e-3) / config.learning_rate
+    return RunPart(
+        tasks,
+        save=lambda run_dir: save_model(model, run_dir / REPLY_MODEL_FILE),
+        multipliers={"reply_decoder": rate},
+    )
+
+
+def _mlm_part(settings: dict, config: RunConfig, encoder, top: int | None) -> RunPart:
+    task = mlm_task(
+        masked_lm(encoder),
+        encoder,
+        _mlm_texts(settings),
+        config.batch_size,
+        sequence_length=config.sequence_length,
+        mask_rate=settings.get("mask_rate", 0.15),
+        seed=config.seed,
+        weight=settings.get("weight", 1.0),
+    )
+    steps = settings.get("head_warmup_steps", MLM_HEAD_WARMUP_STEPS)
+    return RunPart(
+        [task],
+        save=lambda run_dir: save_encoder(encoder, run_dir / ENCODER_DIR),
+        warm_up=lambda run_dir, strategy, verbose: warm_up_head(
+            task, encoder, steps, run_dir / "head_warmup", strategy, top, verbose
+        ),
+    )
+
+
+# Every head a run config can train (`tasks.<name>`), in the order their tasks join the run.
+PARTS: dict[str, Callable[[dict, RunConfig, object, int | None], RunPart]] = {
+    "intent": _intent_part,
+    "reply": _reply_part,
+    "mlm": _mlm_part,
+}
+
+
 def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
     """Trains every task of `config` together; rerunning with the same `run_dir` resumes.
 
     Writes `run_dir/config.yaml` (rerun it to repeat the run), checkpoints, TensorBoard logs (scalars
     per task, HParams, PR curves, sample predictions and the intent-vector projector),
     `history.json`, and the results: `model.keras` for an intent task, `reply_model.keras` for a reply
-    task, `encoder/` for an MLM task. Export the heads as one SavedModel with `ecomrec-tf export --model
+    task, `encoder/` for an MLM task (whose fresh head first trains alone, `head_warmup_steps`, as in
+    `pretrain_mlm`). Export the heads as one SavedModel with `ecomrec-tf export --model
     intent=RUN/model.keras --model reply=RUN/reply_model.keras --name shop_assistant`.
 
     Returns:
@@ -70,80 +162,18 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
         with strategy.scope():
             keras.utils.set_random_seed(config.seed)
             encoder = load_encoder(config.encoder, dropout=config.dropout)
-            tasks, intent, reply, multipliers = [], None, None, {}
             top = None if config.train_top_layers in (None, "all") else int(config.train_top_layers)
-            if "intent" in config.tasks:
-                settings = config.tasks["intent"]
-                labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(
-                    settings["train"], settings["valid"]
-                )
-                intent = build_intent_model(
-                    encoder,
-                    labels,
-                    sequence_length=config.sequence_length,
-                    train_top_layers=top,
-                    lora_rank=config.lora_rank,
-                )
-
-                def train_data(ctx, texts=train_texts, ids=train_ids):
-                    return text_classification_dataset(
-                        texts, ids, config.batch_size, shuffle=True, seed=config.seed, input_context=ctx
-                    )
-
-                def valid_data(ctx, texts=valid_texts, ids=valid_ids):
-                    return text_classification_dataset(texts, ids, config.batch_size * 2, input_context=ctx)
-
-                tasks.append(
-                    text_task(
-                        "intent",
-                        intent,
-                        keras.losses.SparseCategoricalCrossentropy(),
-                        train=train_data,
-                        valid=valid_data,
-                        weight=float(settings.get("weight", 1.0)),
-                        metrics=functools.partial(intent_metrics, len(labels)),
-                    )
-                )
-            if "reply" in config.tasks:
-                settings = config.tasks["reply"]
-                dialogues = read_dialogues(settings["train"])
-                bank, extractor = reply_bank_for(settings.get("bank"), settings.get("items"), dialogues)
-                reply = build_reply_model(
-                    encoder,
-                    bank,
-                    config.sequence_length,
-                    slot_extractor=extractor,
-                    train_top_layers=top,
-                    decoder_layers=int(settings.get("decoder_layers", 0)),
-                )
-                tasks += reply_tasks(
-                    reply,
-                    dialogues,
-                    read_dialogues(settings["valid"]),
-                    config.batch_size,
-                    max_turns=int(settings.get("max_turns", 3)),
-                    weight=float(settings.get("weight", 1.0)),
-                    generation_weight=float(settings.get("generation_weight", 1.0)),
-                    seed=config.seed,
-                )
-                # The decoder starts from scratch beside the pretrained encoder (see `train_reply`).
-                decoder_rate = float(settings.get("decoder_learning_rate", 1e-3))
-                multipliers["reply_decoder"] = decoder_rate / config.learning_rate
-            if "mlm" in config.tasks:
-                settings = config.tasks["mlm"]
-                texts = _mlm_texts(settings)
-                tasks.append(
-                    mlm_task(
-                        masked_lm(encoder),
-                        encoder,
-                        texts,
-                        config.batch_size,
-                        sequence_length=config.sequence_length,
-                        mask_rate=float(settings.get("mask_rate", 0.15)),
-                        seed=config.seed,
-                        weight=float(settings.get("weight", 1.0)),
-                    )
-                )
+            parts = [
+                build(config.tasks[name], config, encoder, top)
+                for name, build in PARTS.items()
+                if name in config.tasks
+            ]
+        for part in parts:
+            if part.warm_up is not None:
+                part.warm_up(run_dir, strategy, verbose)
+        with strategy.scope():
+            tasks = [task for part in parts for task in part.tasks]
+            multipliers = {key: value for part in parts for key, value in part.multipliers.items()}
             steps_per_epoch = config.steps_per_epoch or int(tasks[0].dataset("train").cardinality())
             optimizer = make_optimizer(
                 config.learning_rate,
@@ -168,12 +198,12 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
                 seed=config.seed,
             )
         if trainer.is_chief:
-            log_hparams(run_dir, {k: v for k, v in config.to_dict().items() if k not in ("tasks", "hparams")})
-        reports = []
-        if intent is not None and trainer.is_chief:
-            reports.append(
-                lambda t, epoch, logs: intent_report(run_dir, intent, valid_texts, valid_ids, epoch)
-            )
+            log_hparams(run_dir, {k: v for k, v in config.to_dict().items() if k != "tasks"})
+        reports = [
+            lambda t, epoch, logs, report=part.report: report(run_dir, epoch)
+            for part in parts
+            if part.report is not None and trainer.is_chief
+        ]
         history = trainer.fit(
             config.epochs,
             run_dir,
@@ -186,12 +216,8 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
             verbose=verbose,
         )
         if trainer.is_chief:
-            if intent is not None:
-                save_model(intent, run_dir / MODEL_FILE)
-            if reply is not None:
-                save_model(reply, run_dir / REPLY_MODEL_FILE)
-            if "mlm" in config.tasks:
-                save_encoder(encoder, run_dir / ENCODER_DIR)
+            for part in parts:
+                part.save(run_dir)
         return history
     finally:
         keras.mixed_precision.set_global_policy("float32")

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 import keras
 import tensorflow as tf
 
+from ecomrec_tf.models.text_model import training_view
+
 DatasetFn = Callable[[tf.distribute.InputContext | None], tf.data.Dataset]
 
 
@@ -17,13 +19,17 @@ class Task:
 
     Args:
         name: names the task in logs, metrics (`val_<name>_<metric>`) and task ratios.
-        model: a Keras model called on `x` of each batch (for text models, their `core`).
+        model: the Keras model `fit` and the `Trainer` train, called on `x` of each batch: for the
+            heads, `models.training_view` of the head (its `core` for text models) with the outputs
+            their losses read.
         loss: a Keras loss; the loop reads its unreduced values (`loss.call`).
         train: `input_context -> tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)` batches,
             each replica's share of the global batch (see `tf.distribute.InputContext`), or a dataset.
         valid: the same for validation, or None.
         weight: this task's weight in the summed loss.
-        output: the model output the loss reads, for models with several.
+        output: the model output (and the key of `y`, if a dict) the loss reads, for models with
+            several; tasks sharing a model and its batches (a reply model's retrieval and generation)
+            each read their own.
         metrics: builds fresh Keras metrics for validation, e.g. `lambda: [SparseCategoricalAccuracy()]`.
         prepare: a `tf.data` map from the raw batch to the model's `x` (tokenisation), run in the
             input pipeline.
@@ -46,17 +52,51 @@ class Task:
             dataset = dataset.map(self.prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
+    def example_weights(self, batch) -> tf.Tensor | None:
+        """What each element of the loss weighs: the batch's sample weights; for a loss with
+        `ignore_class` (per-token cross-entropy), 1 for every target that is not that class; None
+        (every example weighs one) otherwise."""
+        _, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
+        if sample_weight is not None:
+            return tf.cast(self._select(sample_weight), tf.float32)
+        ignored = self.loss.get_config().get("ignore_class")
+        if ignored is not None:
+            return tf.cast(tf.not_equal(self._select(y), ignored), tf.float32)
+        return None
+
+    def _select(self, values):
+        return values[self.output] if self.output and isinstance(values, dict) else values
+
     def per_example_loss(self, batch, training: bool) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-        """`(losses, weights, y, y_pred)` for a batch: unreduced float32 losses, their weights (ones if
-        none given), the targets and the output the loss read (float32)."""
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(batch)
-        y_pred = self.model(x, training=training)
-        if self.output:
-            y_pred = y_pred[self.output]
+        """`(losses, weights, y, y_pred)` for a batch: unreduced float32 losses, their weights
+        (`example_weights`, ones if none), the targets and the output the loss read (float32)."""
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        y, y_pred = self._select(y), self._select(self.model(x, training=training))
         y_pred = tf.cast(y_pred, tf.float32)  # losses in float32 under mixed precision
         losses = tf.cast(self.loss.call(y, y_pred), tf.float32)
-        weights = tf.ones_like(losses) if sample_weight is None else tf.cast(sample_weight, tf.float32)
-        return losses, weights, y, y_pred
+        weights = self.example_weights(batch)
+        return losses, tf.ones_like(losses) if weights is None else weights, y, y_pred
+
+
+def compile_tasks(tasks: Task | list[Task], optimizer: keras.optimizers.Optimizer, **kwargs) -> keras.Model:
+    """Compiles the model the tasks share for `model.fit`, with each task's loss, weight and metrics on
+    its output: `fit(model, tasks[0].dataset("train"), ...)` then trains what the `Trainer` trains on
+    the same batches. Returns the model."""
+    tasks = [tasks] if isinstance(tasks, Task) else list(tasks)
+    model = tasks[0].model
+    if any(task.model is not model for task in tasks):
+        raise ValueError("model.fit trains one model: these tasks train several (use the Trainer)")
+    if len(tasks) == 1 and not tasks[0].output:
+        model.compile(optimizer=optimizer, loss=tasks[0].loss, metrics=tasks[0].metrics(), **kwargs)
+    else:
+        model.compile(
+            optimizer=optimizer,
+            loss={task.output: task.loss for task in tasks},
+            loss_weights={task.output: task.weight for task in tasks},
+            metrics={task.output: task.metrics() for task in tasks},
+            **kwargs,
+        )
+    return model
 
 
 def text_task(
@@ -69,7 +109,8 @@ def text_task(
     metrics: Callable[[], list[keras.metrics.Metric]] = list,
     pad_to_multiple: int | None = None,
 ) -> Task:
-    """A task for a `TextModel` on batches of raw strings: tokenised in the input pipeline, `core` trains.
+    """A task for a `TextModel` on batches of raw strings: tokenised in the input pipeline, and
+    `training_view(model.core, model.target_output)` trains.
 
     `pad_to_multiple` pads each batch's token length up to a multiple (e.g. 16), so that XLA
     (`Trainer(jit_compile=True)`) compiles a handful of shapes instead of one per length.
@@ -86,12 +127,11 @@ def text_task(
 
     return Task(
         name=name,
-        model=model.core,
+        model=training_view(model.core, getattr(model, "target_output", None)),
         loss=loss,
         train=train,
         valid=valid,
         weight=weight,
-        output=getattr(model, "target_output", None),
         metrics=metrics,
         prepare=prepare,
     )

@@ -8,11 +8,11 @@ from pathlib import Path
 import keras
 import keras_tuner
 
-from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model
-from ecomrec_tf.training.intent import intent_metrics, read_intent_splits
+from ecomrec_tf.training.intent import intent_task, read_intent_splits
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.task import compile_tasks
 
 
 class IntentHyperModel(keras_tuner.HyperModel):
@@ -38,20 +38,13 @@ class IntentHyperModel(keras_tuner.HyperModel):
             dropout=hp.Choice("dropout", [0.0, 0.1, 0.2]),
             train_top_layers=None if top == layers else top,
         )
-        steps = -(-len(self.train[0]) // batch_size) * self.epochs
-        model.compile(
-            optimizer=make_optimizer(
-                hp.Float("learning_rate", 1e-5, 1e-3, sampling="log"), total_steps=steps
-            ),
-            loss=keras.losses.SparseCategoricalCrossentropy(),
-            metrics=intent_metrics(len(self.labels)),
-        )
-        return model
+        self.task = intent_task(model, self.train, self.valid, batch_size, self.seed)
+        steps = int(self.task.dataset("train").cardinality()) * self.epochs
+        learning_rate = hp.Float("learning_rate", 1e-5, 1e-3, sampling="log")
+        return compile_tasks(self.task, make_optimizer(learning_rate, total_steps=steps))
 
-    def fit(self, hp, model, *args, **kwargs):
-        batch_size = hp.get("batch_size")
-        train = text_classification_dataset(*self.train, batch_size, shuffle=True, seed=self.seed)
-        valid = text_classification_dataset(*self.valid, 64)
+    def fit(self, hp, model, *args, **kwargs):  # `model` is the task's, built just before
+        train, valid = self.task.dataset("train"), self.task.dataset("valid")
         return model.fit(train, validation_data=valid, epochs=self.epochs, **kwargs)
 
 

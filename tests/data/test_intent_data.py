@@ -1,7 +1,7 @@
 from collections import Counter
 
 from ecomrec_tf.data import generate_intent_data
-from ecomrec_tf.data.intent_data import _Filler, _split_templates
+from ecomrec_tf.data.intent_data import _Filler, split_templates
 from ecomrec_tf.data.intent_templates import INTENT_TEMPLATES
 
 
@@ -26,7 +26,7 @@ def test_same_seed_same_data_other_seed_other_data():
 
 
 def test_evaluation_templates_and_slot_values_are_unseen_in_training():
-    for intent, splits in _split_templates(seed=0).items():
+    for intent, splits in split_templates(seed=0).items():
         assert len(splits["test"]) >= 2 and len(splits["valid"]) >= 2, intent
         assert not set(splits["test"]) & set(splits["train"])
         assert not set(splits["valid"]) & set(splits["train"])

@@ -132,7 +132,7 @@ def main() -> None:
     real_callbacks = fit_module.run_callbacks
     fit_module.run_callbacks = lambda *a, **k: [*callbacks, *real_callbacks(*a, **k), Progress()]
     model, history = train(args.run_dir)
-    from ecomrec_tf.training.intent import save_model
+    from ecomrec_tf.training.fit import save_model
 
     save_model(model, args.run_dir / "model.keras")
     np.savez(args.run_dir / "final.npz", *model.get_weights())

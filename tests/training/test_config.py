@@ -22,11 +22,55 @@ def test_bad_configs_name_the_file_and_the_field(tmp_path):
         parse_config({"tasks": {"intent": {"train": "a"}}})
     with pytest.raises(ConfigError, match="tasks.ranking: unknown task"):
         parse_config({"tasks": {"ranking": {}}})
-    with pytest.raises(ConfigError, match="'epochs' must be a positive integer"):
+    with pytest.raises(ConfigError, match="'epochs' must be an integer >= 1"):
         parse_config({"tasks": {"mlm": {"shop_dir": "x"}}, "epochs": 0})
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(write(tmp_path / "c.yaml", "tasks: [unclosed\n"))
     assert main(["train", "--config", str(tmp_path / "missing.toml")]) == 2
+
+
+MLM = {"mlm": {"shop_dir": "x"}}
+INTENT = {"intent": {"train": "a", "valid": "b"}}
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"steps_per_epoch": 0}, "field 'steps_per_epoch' must be an integer >= 1"),
+        ({"patience": "2", "monitor": "val_mlm_loss"}, "field 'patience' must be an integer >= 1"),
+        ({"lora_rank": 2.5}, "field 'lora_rank' must be an integer >= 1"),
+        ({"global_clipnorm": -1.0}, "field 'global_clipnorm' must be a number > 0"),
+        ({"jit_compile": "yes"}, "field 'jit_compile' must be true or false"),
+        ({"learning_rate": 0}, "field 'learning_rate' must be a number > 0"),
+        ({"dropout": 1.5}, r"field 'dropout' must be a number in \[0, 1\)"),
+        ({"monitor": "val_accuracy"}, "field 'monitor' must name a validation metric, val_<task>_<metric>"),
+        ({"patience": 2}, "field 'patience' stops early on 'monitor'"),
+        ({"hparams": {}}, r"unknown field\(s\) hparams"),
+        (
+            {"tasks": {"mlm": {"shop_dir": "x", "weight": "high"}}},
+            "field 'tasks.mlm.weight' must be a number >= 0",
+        ),
+        ({"tasks": {"mlm": {"texts": [1]}}}, "field 'tasks.mlm.texts' must be a file or a list of files"),
+        (
+            {"tasks": {"mlm": {"shop_dir": "x", "mask_rate": 1.0}}},
+            r"'tasks.mlm.mask_rate' must be a number in \[0, 1\)",
+        ),
+        (
+            {"tasks": {**INTENT, **MLM}, "lora_rank": 4},
+            "field 'lora_rank' trains LoRA factors of an intent-only run",
+        ),
+    ],
+)
+def test_every_field_is_checked(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"tasks": MLM, **fields})
+
+
+def test_a_good_config_passes_the_checks():
+    config = parse_config(
+        {"tasks": INTENT, "lora_rank": 4, "patience": 2, "monitor": "val_intent_macro_f1", "mode": "max"}
+    )
+    assert config.lora_rank == 4 and config.monitor == "val_intent_macro_f1"
 
 
 @pytest.mark.slow
@@ -55,6 +99,7 @@ weight = 0.7
 [tasks.mlm]
 texts = ["{intent_data_dir / "train.jsonl"}"]
 weight = 0.3
+head_warmup_steps = 3
 """,
     )
     assert (
@@ -95,6 +140,7 @@ weight = 0.3
     )  # one per class
     assert {validation[f"intent/{label}/pr_curves"] for label in labels} == {"pr_curves"}
     assert (run_dir / "projector" / "projector_config.pbtxt").exists()
+    assert (run_dir / "head_warmup" / "checkpoints").is_dir()  # the fresh MLM head trained alone first
     assert summaries(run_dir / "projector")  # an events file: TensorBoard's --logdir finds the projector run
     assert "hparams" in set(summaries(run_dir).values())  # the HParams dashboard's session
 
@@ -119,7 +165,7 @@ def test_a_saved_config_repeats_the_run_exactly(tmp_path, intent_data_dir):
             "batch_size": 8,
             "sequence_length": 16,
             "dropout": 0.1,
-            "tasks": {"mlm": {"texts": [str(intent_data_dir / "valid.jsonl")]}},
+            "tasks": {"mlm": {"texts": [str(intent_data_dir / "valid.jsonl")], "head_warmup_steps": 0}},
         }  # fmt: skip
     )
     first = run(config, tmp_path / "first", verbose=0)

@@ -11,7 +11,13 @@ from ecomrec_tf.data.shop import ShopConfig, generate_shop
 from ecomrec_tf.data.task_datasets import purchase_dataset
 from ecomrec_tf.evaluation.purchase import predict_probabilities
 from ecomrec_tf.training import Trainer, make_optimizer
-from ecomrec_tf.training.purchase import calibrate, purchase_task, train_purchase, update_purchase
+from ecomrec_tf.training.purchase import (
+    calibrate,
+    purchase_datasets,
+    purchase_task,
+    train_purchase,
+    update_purchase,
+)
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +147,9 @@ def test_the_distributed_loop_trains_the_purchase_task(trained, shop, tmp_path):
     model = trained[0]
     data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
     cache = VectorCache(model, data.items, data.queries(), progress=False)
-    task = purchase_task(model, cache, data.splits["train"], data.splits["valid"], batch_size=64)
+    task = purchase_task(
+        model, *purchase_datasets(cache, data.splits["train"], data.splits["valid"], batch_size=64)
+    )
     before = Trainer(task, make_optimizer(1e-3, 10)).evaluate(task)
     history = Trainer(task, make_optimizer(3e-3, 40)).fit(epochs=1, run_dir=tmp_path, verbose=0)
     assert history["val_purchase_loss"][-1] < before["purchase_loss"]

@@ -10,11 +10,11 @@ import pytest
 from ecomrec_tf.data import DataError
 from ecomrec_tf.data.readers import read_dialogues, split_file
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
+from ecomrec_tf.evaluation.reply import evaluate_reply
 from ecomrec_tf.training import Trainer
 from ecomrec_tf.training.optimizer import make_optimizer
 from ecomrec_tf.training.reply import (
     bank_from_replies,
-    evaluate_reply,
     items_slot_extractor,
     read_reply_bank,
     reply_tasks,
