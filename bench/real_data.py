@@ -154,11 +154,11 @@ def main() -> None:
     print(
         f"\ndata: {args.data} (MANIFEST.json sha256 {hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]})"
     )
-    from ecomrec_tf.cli import _print_table
+    from ecomrec_tf.cli.options import print_table
 
     for name, (rows, columns) in tables.items():
         print(f"\n{name}, test split")
-        _print_table(rows, columns)
+        print_table(rows, columns)
     for name, facts in extra.items():
         print(f"\n{name}: {json.dumps(facts, indent=2)}")
     (runs / "real_data.json").write_text(

@@ -42,6 +42,19 @@ def tiny_intent_model(tiny_encoder):
 
 
 @pytest.fixture(scope="session")
+def tiny_intent_export(tmp_path_factory):
+    """`(model, SavedModel version folder)`: one untrained tiny intent model and its export, shared by
+    the export, check-export, client and bad-input tests (they read it; a test that breaks an export
+    copies it first)."""
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.export import export_saved_model
+    from ecomrec_tf.models import build_intent_model
+
+    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
+    return model, export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+
+
+@pytest.fixture(scope="session")
 def intent_data_dir(tmp_path_factory):
     """The embedded intent set, small: train/valid/test JSONL."""
     from ecomrec_tf.data import write_intent_data

@@ -82,7 +82,7 @@ def test_export_then_predict_from_the_saved_model(trained_run, tmp_path, capsys)
                     "export",
                     "--model",
                     str(trained_run / "model.keras"),
-                    "--base-dir",
+                    "--out",
                     str(base),
                     "--keep",
                     "1",
@@ -141,7 +141,7 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     code = main(["quickstart", "--encoder", "tiny", "--epochs", "1", "--users", "20",
                  "--train-top-layers", "all",
                  "--learning-rate", "1e-3", "--runs-dir", str(tmp_path / "runs"), "--run-name", "q",
-                 "--base-dir", str(tmp_path / "saved_models")])  # fmt: skip
+                 "--out", str(tmp_path / "saved_models")])  # fmt: skip
     assert code == 0
     out = capsys.readouterr().out
     assert "[5/5] reloading the SavedModel in a fresh process" in out and "test accuracy" in out
@@ -205,9 +205,7 @@ def test_train_evaluate_update_and_export_purchase(small_shop, tmp_path, capsys)
 
     base = tmp_path / "saved_models"
     assert update["model_file"] == str(tmp_path / "u" / "model.keras")
-    assert (
-        main(["export", "--model", str(tmp_path / "u"), "--name", "purchase", "--base-dir", str(base)]) == 0
-    )
+    assert main(["export", "--model", str(tmp_path / "u"), "--name", "purchase", "--out", str(base)]) == 0
     assert (base / "purchase" / "1" / "saved_model.pb").is_file()
 
 
@@ -243,6 +241,36 @@ def test_split_train_and_evaluate_reply(small_shop, tmp_path, capsys):
         result["tfidf"]
     )
     assert {"bleu", "rouge_l", "fallback_rate"} <= set(result["generated"])
+
+
+def commands(parser, path=()):
+    """(command words, parser) of every command `ecomrec-tf` has."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from commands(sub, (*path, name))
+    yield path, parser
+
+
+def test_every_option_has_help_showing_its_default():
+    from ecomrec_tf.cli import build_parser
+
+    for path, parser in commands(build_parser()):
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                assert action.help, (path, action.option_strings)  # every option says what it does
+        text = parser.format_help()
+        for action in parser._actions:
+            shown = action.default not in (None, False, [], "==SUPPRESS==") and not action.required
+            if action.option_strings and shown and action.dest != "help":
+                assert f"default: {action.default}" in " ".join(text.split()), (path, action.dest)
+    # One spelling per input and output: no command takes the old ones.
+    flags = {
+        flag for _, parser in commands(build_parser()) for a in parser._actions for flag in a.option_strings
+    }
+    assert not flags & {"--out-dir", "--base-dir"} and {"--out", "--model", "--runs-dir"} <= flags
 
 
 def test_help_answers_without_importing_tensorflow():

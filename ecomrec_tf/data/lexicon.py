@@ -88,3 +88,8 @@ DATES = ["monday", "last week", "march 3", "yesterday", "the 14th", "two weeks a
 PROMO_CODES = ["SAVE20", "WELCOME10", "BLACKFRIDAY", "FREESHIP", "SPRING15", "VIP25"]
 PAYMENT_METHODS = ["paypal", "visa card", "credit card", "apple pay", "klarna", "gift card", "debit card"]
 CARRIERS = ["DHL", "UPS", "FedEx", "the courier", "royal mail", "USPS"]
+
+
+def brand_words() -> list[str]:
+    """Lower-cased words of every brand in the generated shop: its `protected_words` for augmentation."""
+    return sorted({word.lower() for brands in BRANDS.values() for b in brands for word in b.split()})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-KEYBOARD_ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
+from ecomrec_tf.preprocessing.keyboard import KEY_NEIGHBOURS
+
 ABBREVIATIONS = {
     "please": "pls",
     "you": "u",
@@ -25,21 +26,6 @@ ABBREVIATIONS = {
     "before": "b4",
     "without": "w/o",
 }
-
-
-def _neighbours() -> dict[str, str]:
-    near: dict[str, str] = {}
-    for row_index, row in enumerate(KEYBOARD_ROWS):
-        for col, char in enumerate(row):
-            keys = row[max(col - 1, 0) : col] + row[col + 1 : col + 2]
-            for other in (row_index - 1, row_index + 1):
-                if 0 <= other < len(KEYBOARD_ROWS):
-                    keys += KEYBOARD_ROWS[other][max(col - 1, 0) : col + 1]
-            near[char] = keys
-    return near
-
-
-KEY_NEIGHBOURS = _neighbours()
 
 
 def typo(word: str, rng: random.Random) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from ecomrec_tf.heads.pooled_projection import PooledProjection
+
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
 class IntentHead(keras.layers.Layer):
@@ -37,20 +39,16 @@ class IntentHead(keras.layers.Layer):
         self.vector_dim = vector_dim
         self.dropout = dropout
         self.logit_scale = logit_scale
-        self.pooling = keras.layers.GlobalAveragePooling1D(dtype=self.dtype_policy)
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
-        self.projection = keras.layers.Dense(vector_dim, dtype=self.dtype_policy, name="projection")
+        self.vector = PooledProjection(vector_dim, dropout, dtype=self.dtype_policy, name="intent_vector")
 
     def build(self, sequence_output_shape, padding_mask_shape=None):
-        self.projection.build((None, sequence_output_shape[-1]))
+        self.vector.build(sequence_output_shape)
         self.prototypes = self.add_weight(
             name="prototypes", shape=(self.vector_dim, self.num_classes), initializer="glorot_uniform"
         )
 
     def call(self, sequence_output, padding_mask, training=None):
-        pooled = self.pooling(sequence_output, mask=padding_mask)  # (B, H)
-        projected = self.projection(self.dropout_layer(pooled, training=training))  # (B, D)
-        vector = keras.ops.normalize(keras.ops.cast(projected, "float32"), axis=-1)
+        vector = self.vector(sequence_output, padding_mask, training=training)  # (B, D) unit vectors
         prototypes = keras.ops.normalize(keras.ops.cast(self.prototypes, "float32"), axis=0)
         logits = self.logit_scale * keras.ops.matmul(vector, prototypes)  # (B, C)
         return {"probabilities": keras.ops.softmax(logits), "intent_vector": vector}

@@ -10,6 +10,7 @@ from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES, 
 from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 from ecomrec_tf.heads.count_features import CountFeatures
 from ecomrec_tf.heads.id_embedding import IdEmbedding
+from ecomrec_tf.heads.purchase_layers import Calibration, apply_layers, feed_forward, text_similarities
 from ecomrec_tf.heads.target_attention import TargetAttention
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import TextPreprocessor
@@ -63,50 +64,6 @@ def vector_inputs(
     if intent_dim:
         inputs["query_intent"] = keras.Input((intent_dim,), name="query_intent")
     return inputs
-
-
-def _feed_forward(hidden, units: int, dropout: float, name: str) -> list[keras.layers.Layer]:
-    """Dense-GELU-dropout layers then a linear `units` layer, applied to the last axis of any rank."""
-    layers = []
-    for i, width in enumerate(hidden):
-        layers += [
-            keras.layers.Dense(width, activation="gelu", name=f"{name}_{i}"),
-            keras.layers.Dropout(dropout),
-        ]
-    return layers + [keras.layers.Dense(units, name=f"{name}_out")]
-
-
-def _text_similarities(vectors):
-    """Cosines of the encoder's own vectors: query-item (0 without a query), and the candidate's
-    max and mean over the history (0 for a new user). `(batch, 3)`: relevance the frozen encoder
-    already knows, which the towers need not relearn."""
-    item = ops.normalize(vectors["item"], axis=-1)
-    query = ops.sum(ops.normalize(vectors["query"], axis=-1) * item, axis=-1)
-    query = query * ops.cast(vectors["has_query"], "float32")
-    cosines = ops.einsum("bnh,bh->bn", ops.normalize(vectors["history"], axis=-1), item)  # (B, N)
-    mask = ops.cast(vectors["history_mask"], "float32")
-    count = ops.maximum(ops.sum(mask, axis=-1), 1.0)
-    top = ops.max(ops.where(vectors["history_mask"], cosines, -1.0), axis=-1) * ops.minimum(count, 1.0)
-    top = ops.where(ops.sum(mask, axis=-1) > 0, top, 0.0)
-    return ops.stack([query, top, ops.sum(cosines * mask, axis=-1) / count], axis=-1)
-
-
-def _apply(layers, x, training=None):
-    for layer in layers:
-        x = layer(x, training=training) if isinstance(layer, keras.layers.Dropout) else layer(x)
-    return x
-
-
-@keras.saving.register_keras_serializable(package="ecomrec_tf")
-class Calibration(keras.layers.Layer):
-    """Platt scaling `scale * logit + bias`, set after training (`training.purchase.calibrate`)."""
-
-    def build(self, input_shape):
-        self.scale = self.add_weight(name="scale", shape=(), initializer="ones", trainable=False)
-        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros", trainable=False)
-
-    def call(self, logit):
-        return logit * self.scale + self.bias
 
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
@@ -199,9 +156,9 @@ class PurchaseModel(TextModel):
         self.intent_model = intent_model
         if intent_model is not None:
             intent_model.trainable = False
-        self.item_tower = _feed_forward([2 * tower_dim], tower_dim, dropout, "item_tower")
+        self.item_tower = feed_forward([2 * tower_dim], tower_dim, dropout, "item_tower")
         self.query_projection = keras.layers.Dense(tower_dim, name="query_projection")
-        self.user_tower = _feed_forward([2 * tower_dim], tower_dim, dropout, "user_tower")
+        self.user_tower = feed_forward([2 * tower_dim], tower_dim, dropout, "user_tower")
         self.ids = {}
         if "ids" in parts:
             self.ids = {
@@ -210,10 +167,10 @@ class PurchaseModel(TextModel):
         self.counts = CountFeatures(name="count_features") if "counts" in parts else None
         if mode == "attention":
             self.attention = TargetAttention(hidden=tower_dim, name="target_attention")
-            self.scorer = _feed_forward(hidden, 1, dropout, "scorer")
+            self.scorer = feed_forward(hidden, 1, dropout, "scorer")
             self.wide = keras.layers.Dense(1, use_bias=False, name="wide") if self.counts else None
         else:  # cosine -> logit, starting at a usable temperature
-            self.item_side = _feed_forward([2 * tower_dim], tower_dim, dropout, "item_side")
+            self.item_side = feed_forward([2 * tower_dim], tower_dim, dropout, "item_side")
             self.scorer = [
                 keras.layers.Dense(1, kernel_initializer=keras.initializers.Constant(5.0), name="scorer")
             ]
@@ -270,7 +227,7 @@ class PurchaseModel(TextModel):
         parts = [text_vectors, price_features]
         if self.ids:
             parts.append(self.ids["item"](item_ids, training=training)[0])
-        return _apply(self.item_tower, ops.concatenate(parts, axis=-1), training), price_features
+        return apply_layers(self.item_tower, ops.concatenate(parts, axis=-1), training), price_features
 
     def _user(self, vectors, counts=None, training=None):
         """History item vectors, the query's vector and the user vector (no candidate needed)."""
@@ -294,7 +251,7 @@ class PurchaseModel(TextModel):
             parts.append(extra["user_id"])
         if counts is not None:
             parts.append(counts["user"])
-        user = _apply(self.user_tower, ops.concatenate(parts, axis=-1), training)
+        user = apply_layers(self.user_tower, ops.concatenate(parts, axis=-1), training)
         return history, query, ops.normalize(user, axis=-1), extra
 
     def _score(self, vectors, mode, parts, training=None):
@@ -312,9 +269,9 @@ class PurchaseModel(TextModel):
             if counts is not None:
                 side.append(counts["item"])
             item_unit = ops.normalize(
-                _apply(self.item_side, ops.concatenate(side, axis=-1), training), axis=-1
+                apply_layers(self.item_side, ops.concatenate(side, axis=-1), training), axis=-1
             )
-            logit = _apply(self.scorer, ops.sum(user * item_unit, axis=-1, keepdims=True), training)
+            logit = apply_layers(self.scorer, ops.sum(user * item_unit, axis=-1, keepdims=True), training)
         else:
             item_unit = ops.normalize(item, axis=-1)
             pooled, _ = self.attention(history, item, vectors["history_mask"])  # (B, D)
@@ -328,7 +285,7 @@ class PurchaseModel(TextModel):
                 price_features,
                 extra["has_query"],
                 extra["log_count"],
-                _text_similarities(vectors),
+                text_similarities(vectors),
             ]
             wide = 0.0
             if self.ids:
@@ -341,7 +298,7 @@ class PurchaseModel(TextModel):
                 numbers = ops.concatenate([counts["user"], counts["item"], counts["pair"]], axis=-1)
                 features.append(numbers)
                 wide = wide + ops.squeeze(self.wide(numbers), -1)
-            deep = _apply(self.scorer, ops.concatenate(features, axis=-1), training)
+            deep = apply_layers(self.scorer, ops.concatenate(features, axis=-1), training)
             logit = deep + ops.expand_dims(wide, -1) if self.ids or counts is not None else deep
         logit = ops.squeeze(self.calibration(logit), -1)
         return {

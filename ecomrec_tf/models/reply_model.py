@@ -12,12 +12,13 @@ import numpy as np
 import tensorflow as tf
 
 from ecomrec_tf import encoders
+from ecomrec_tf.compat import core_slice_update
 from ecomrec_tf.heads.in_batch_similarity import InBatchSimilarity
+from ecomrec_tf.heads.pooled_projection import PooledProjection
 from ecomrec_tf.heads.reply_decoder import ReplyDecoder
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import SlotExtractor, TextPreprocessor
 from ecomrec_tf.serialization import deserialize_objects, serialize_objects
-from ecomrec_tf.serving.core_ops import core_slice_update
 
 FALLBACK = "I'm connecting you with a member of our team now; the wait is usually under 5 minutes."
 DECODINGS = ("greedy", "beam", "top_k")
@@ -143,13 +144,10 @@ class ReplyModel(TextModel):
             name="context_preprocessor",
         )
         encoders.train_top_layers(backbone, train_top_layers)
-        self.pooling = keras.layers.GlobalAveragePooling1D()
         width = vector_dim or backbone.hidden_dim
         start = "identity" if width == backbone.hidden_dim else "glorot_uniform"
-        self.context_projection = keras.layers.Dense(
-            width, kernel_initializer=start, name="context_projection"
-        )
-        self.reply_projection = keras.layers.Dense(width, kernel_initializer=start, name="reply_projection")
+        self.context_projection = PooledProjection(width, kernel_initializer=start, name="context_projection")
+        self.reply_projection = PooledProjection(width, kernel_initializer=start, name="reply_projection")
         self.similarity = InBatchSimilarity(name="similarity")
         self.decoder = None
         if decoder_layers:
@@ -226,8 +224,7 @@ class ReplyModel(TextModel):
 
     # --- retrieval ---------------------------------------------------------------------------------
     def _project(self, tokens, features, projection):
-        pooled = self.pooling(tokens, mask=features["padding_mask"])
-        return keras.ops.normalize(keras.ops.cast(projection(pooled), "float32"), axis=-1)
+        return projection(tokens, features["padding_mask"])
 
     def _encode(self, texts, preprocessor, projection, training=None):
         features = preprocessor(texts)

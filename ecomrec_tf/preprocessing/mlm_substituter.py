@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from ecomrec_tf.preprocessing.text_augmenter import PROTECTED_PATTERN, brand_words
+from ecomrec_tf.preprocessing.text_augmenter import PROTECTED_PATTERN, protected_table
 from ecomrec_tf.preprocessing.text_preprocessor import TextPreprocessor
 
 PLACEHOLDER = "§"  # one WordPiece token in BERT's uncased vocabulary, and rare in shop text
@@ -29,7 +29,7 @@ class MLMSubstituter:
         top_k: sample among this many best predictions.
         max_words: most words replaced per text.
         sequence_length: tokens the MLM sees per text.
-        protected_words: words never replaced (default: the shop's brand words).
+        protected_words: words never replaced, e.g. your brands' words.
     """
 
     def __init__(
@@ -58,10 +58,7 @@ class MLMSubstituter:
         self.token_id = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(vocabulary, tf.range(len(vocabulary), dtype=tf.int64)), -1
         )
-        words = protected_words if protected_words is not None else brand_words()
-        self.protected = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(words or [""], tf.ones([len(words or [""])], tf.int32)), 0
-        )
+        self.protected = protected_table(protected_words)
 
     def __call__(self, words: tf.RaggedTensor, seed) -> tf.RaggedTensor:
         flat = words.flat_values

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from ecomrec_tf.data import lexicon
-from ecomrec_tf.data.noise import KEY_NEIGHBOURS
+from ecomrec_tf.preprocessing.keyboard import KEY_NEIGHBOURS
 
-SYNONYMS_FILE = Path(__file__).parents[1] / "data" / "synonyms.json"
+SYNONYMS_FILE = Path(__file__).parent / "synonyms.json"
 # Model numbers, sizes, SKUs, prices, codes: any token with a digit, or two capitals in a row (XL, SAVE);
 # and markers such as [customer] / [agent] in dialogue contexts.
 PROTECTED_PATTERN = r".*[0-9].*|.*[A-Z][A-Z].*|[#$€£].*|\[[a-z_]+\]"
@@ -26,9 +25,12 @@ def load_synonyms(extra: dict[str, list[str]] | None = None) -> dict[str, list[s
     return synonyms
 
 
-def brand_words() -> list[str]:
-    """Lower-cased words of every brand in the shop lexicon; augmentation leaves them alone."""
-    return sorted({word.lower() for brands in lexicon.BRANDS.values() for b in brands for word in b.split()})
+def protected_table(words: list[str] | None) -> tf.lookup.StaticHashTable:
+    """Lower-cased `words` -> 1, anything else -> 0: the words augmentation leaves alone."""
+    keys = [word.lower() for word in words or []] or [""]
+    return tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, tf.ones([len(keys)], tf.int32)), 0
+    )
 
 
 class TextAugmenter:
@@ -36,8 +38,9 @@ class TextAugmenter:
 
     Ops, in order: synonym replacement from a lexicon; insertion of a synonym after a word; random
     deletion; swap of neighbouring words; keyboard typos (adjacent key, dropped, doubled or swapped
-    letter); a missing space between two words. Protected tokens (brands, anything with a digit,
-    runs of capitals, prices) are never changed, dropped or typo'd, and no output is ever empty.
+    letter); a missing space between two words. Protected tokens (`protected_words` such as your
+    brands, anything with a digit, runs of capitals, prices) are never changed, dropped or typo'd,
+    and no output is ever empty.
 
     Randomness is stateless: the same texts and the same `seed` give the same output, on any
     machine, in any order of calls.
@@ -45,7 +48,8 @@ class TextAugmenter:
     Args:
         rates: op name -> rate; ops left out are off. Names: synonym, insertion, deletion, swap, typo, space.
         synonyms: extra lexicon entries (word -> list of synonyms), added to the shipped lexicon.
-        protected_words: words never changed (default: the shop's brand words).
+        protected_words: words never changed, e.g. your brands' words (case-insensitive); for the
+            generated shop, `data.lexicon.brand_words()`.
         paraphraser: a function over a batch of Python strings returning as many strings (an offline
             paraphrase model, where back-translation would stand); applied to `paraphrase_rate` of texts.
         token_substituter: seam for MLM-based substitution: a graph function
@@ -77,10 +81,7 @@ class TextAugmenter:
             ),
             default_value="",
         )
-        words = protected_words if protected_words is not None else brand_words()
-        self.protected = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(words or [""], tf.ones([len(words or [""])], tf.int32)), 0
-        )
+        self.protected = protected_table(protected_words)
         self.neighbours = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(list(KEY_NEIGHBOURS), list(KEY_NEIGHBOURS.values())), ""
         )

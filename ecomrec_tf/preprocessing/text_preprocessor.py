@@ -7,10 +7,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-# Called eagerly, keras-hub tokenizers run a pure-Python path and return Python lists unless the layer
-# opts out of that path and is called in this scope, as keras-hub's own preprocessors do. keras-hub
-# is pinned, so these private names are stable for us.
-from keras_hub.src.utils.tensor_utils import no_convert_scope
+from ecomrec_tf.compat import no_convert_scope
 
 
 def normalize_text(text: tf.Tensor) -> tf.Tensor:

@@ -25,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.compat import apply_gradients_as_given
 from ecomrec_tf.training.fit import write_atomically
 from ecomrec_tf.training.task import Task
 
@@ -114,7 +115,7 @@ class Trainer:
         # optimizer would clip each replica's part, before the sum) and has the optimizer apply them
         # without summing them a second time.
         self.clipnorm, inner.global_clipnorm = inner.global_clipnorm, None
-        inner._all_reduce_sum_gradients = lambda grads_and_vars: grads_and_vars
+        apply_gradients_as_given(inner)
         self.jit_compile = jit_compile
         self.seed = seed
         with self.strategy.scope():

@@ -75,7 +75,7 @@ def command(kind: str, path: Path, tmp_path: Path) -> list[str]:
     if kind == "dialogues":
         return ["train", "reply", "--train", str(path), "--valid", str(path), "--encoder", "tiny",
                 "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
-    return ["export", "--model", str(path), "--base-dir", str(tmp_path / "saved_models")]
+    return ["export", "--model", str(path), "--out", str(tmp_path / "saved_models")]
 
 
 @pytest.mark.parametrize("case, name, content, kind, message", CASES, ids=[c[0] for c in CASES])
@@ -126,9 +126,7 @@ def test_a_model_refused_by_safe_mode_is_one_line(tmp_path, capsys):
 
     inputs = keras.Input((2,))
     keras.Model(inputs, keras.layers.Lambda(lambda x: x * 2)(inputs)).save(tmp_path / "lambda.keras")
-    assert (
-        main(["export", "--model", str(tmp_path / "lambda.keras"), "--base-dir", str(tmp_path / "sm")]) == 2
-    )
+    assert main(["export", "--model", str(tmp_path / "lambda.keras"), "--out", str(tmp_path / "sm")]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "Traceback" not in error
     assert "lambda.keras: cannot load the model: Requested the deserialization of a `Lambda` layer" in error
@@ -139,4 +137,4 @@ def test_debug_shows_the_traceback_instead(tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes")
     with pytest.raises(Exception, match="notes.txt: not a .keras model file"):
-        main(["--debug", "export", "--model", str(notes), "--base-dir", str(tmp_path / "sm")])
+        main(["--debug", "export", "--model", str(notes), "--out", str(tmp_path / "sm")])

@@ -84,13 +84,8 @@ def test_an_export_racing_another_takes_the_next_version(tiny_intent_model, tmp_
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from ecomrec_tf.encoders import load_encoder
-    from ecomrec_tf.models import build_intent_model
-
-    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
-    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
-    return model, path
+def exported(tiny_intent_export):
+    return tiny_intent_export
 
 
 @pytest.mark.subprocess

@@ -135,9 +135,9 @@ def test_the_intent_model_boosts_and_filters_replies(tiny_encoder, tiny_intent_m
     # Made to call every message refund_status: its intent vector is one constant direction u (zero
     # projection kernel, bias u), refund_status's prototype is u and the others' -u.
     head = tiny_intent_model.get_layer("core").get_layer("intent_head")
-    u = np.random.default_rng(0).normal(size=head.projection.bias.shape).astype("float32")
-    head.projection.kernel.assign(np.zeros(head.projection.kernel.shape, "float32"))
-    head.projection.bias.assign(u)
+    u = np.random.default_rng(0).normal(size=head.vector.projection.bias.shape).astype("float32")
+    head.vector.projection.kernel.assign(np.zeros(head.vector.projection.kernel.shape, "float32"))
+    head.vector.projection.bias.assign(u)
     prototypes = np.tile(-u[:, None], (1, len(tiny_intent_model.labels)))
     prototypes[:, tiny_intent_model.labels.index("refund_status")] = u
     head.prototypes.assign(prototypes)

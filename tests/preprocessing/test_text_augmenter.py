@@ -16,6 +16,7 @@ TEXTS = [
     "[agent] how can i help [customer] my parcel never came",
     "hi",
 ]
+BRANDS = ["nike", "levi's", "sony"]
 PROTECTED = [
     "Nike",
     "10.5",
@@ -36,7 +37,7 @@ def run(augmenter, seed=(1, 2), texts=TEXTS):
 
 @pytest.mark.parametrize("op", OPS)
 def test_each_op_keeps_protected_tokens_and_never_empties(op):
-    augmenter = TextAugmenter({op: 1.0})
+    augmenter = TextAugmenter({op: 1.0}, protected_words=BRANDS)
     for seed in range(5):
         out = run(augmenter, (seed, 7))
         for original, augmented in zip(TEXTS, out):

@@ -4,19 +4,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.serving.client import RestClient, ServingError
 from tests.conftest import LABELS
 from tests.serving.standin_server import StandIn
 
 
 @pytest.fixture(scope="module")
-def serve(tmp_path_factory):
-    from ecomrec_tf.encoders import load_encoder
-    from ecomrec_tf.models import build_intent_model
-
-    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
-    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+def serve(tiny_intent_export):
+    _, path = tiny_intent_export
     return path, tf.saved_model.load(str(path)).signatures["serving_default"]
 
 

@@ -5,18 +5,12 @@ import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 
 from ecomrec_tf.cli import main
-from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.serving.check_export import OPS_FILE, ExportCheckError, check_export, graph_ops
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    from ecomrec_tf.encoders import load_encoder
-    from ecomrec_tf.models import build_intent_model
-    from tests.conftest import LABELS
-
-    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
-    return model, export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+def exported(tiny_intent_export):
+    return tiny_intent_export
 
 
 def test_an_export_passes_every_check(exported):
@@ -47,9 +41,9 @@ def test_an_op_outside_the_serving_op_set_fails_naming_it(exported, tmp_path):
 
 def test_check_export_command(exported, tmp_path, capsys):
     _, path = exported
-    assert main(["check-export", str(path)]) == 0
+    assert main(["check-export", "--model", str(path)]) == 0
     assert "session-based load" in capsys.readouterr().out
-    assert main(["check-export", str(tmp_path)]) == 2
+    assert main(["check-export", "--model", str(tmp_path)]) == 2
     assert "neither a SavedModel version folder" in capsys.readouterr().err
 
 

@@ -2,20 +2,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.serving.client import GrpcClient, RestClient, ServingError
 from tests.conftest import LABELS, TEXTS
 from tests.serving.standin_server import StandIn
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tiny_intent_export):
     """A tiny intent export behind the stand-in's REST and gRPC servers, and what the SavedModel says."""
-    from ecomrec_tf.encoders import load_encoder
-    from ecomrec_tf.models import build_intent_model
-
-    model = build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16)
-    path = export_saved_model(model, tmp_path_factory.mktemp("sm") / "intent")
+    _, path = tiny_intent_export
     standin = StandIn(path, "intent")
     rest = standin.rest()
     grpc_server, port = standin.grpc()

@@ -45,7 +45,9 @@ def test_the_mlm_substituter_replaces_only_unprotected_words_inside_tf_data(tiny
     from ecomrec_tf.training.mlm import masked_lm
 
     keras.utils.set_random_seed(0)
-    substituter = MLMSubstituter(masked_lm(tiny_encoder), tiny_encoder.tokenizer, rate=1.0, max_words=2)
+    substituter = MLMSubstituter(
+        masked_lm(tiny_encoder), tiny_encoder.tokenizer, rate=1.0, max_words=2, protected_words=["nike"]
+    )
     augment = TextAugmenter({}, token_substituter=substituter, protected_words=["nike"])
     texts = tf.constant(["nike running shoes size 10.5", "where is my parcel", "", "ORDER 123"])
     dataset = tf.data.Dataset.from_tensor_slices(texts).batch(4).map(lambda t: augment(t, seed=[0, 1]))

@@ -183,14 +183,15 @@ def test_a_multi_task_run_of_intent_and_reply_exports_one_shop_assistant(
     heads = ["--model", f"intent={tmp_path / 'run' / 'model.keras'}"]
     heads += ["--model", f"reply={tmp_path / 'run' / 'reply_model.keras'}"]
     base = tmp_path / "saved_models"
-    assert main(["export", *heads, "--name", "shop_assistant", "--base-dir", str(base)]) == 0
-    assert main(["check-export", str(base / "shop_assistant"), *heads]) == 0
+    assert main(["export", *heads, "--name", "shop_assistant", "--out", str(base)]) == 0
+    keras_heads = [h if h != "--model" else "--keras-model" for h in heads]
+    assert main(["check-export", "--model", str(base / "shop_assistant"), *keras_heads]) == 0
     assert "equals the Keras model's" in capsys.readouterr().out
-    assert main(["export", "--model", str(tmp_path / "run"), "--model", "x", "--base-dir", str(base)]) == 2
+    assert main(["export", "--model", str(tmp_path / "run"), "--model", "x", "--out", str(base)]) == 2
     assert "name each head: HEAD=PATH" in capsys.readouterr().err
     # A fresh process (as `ecomrec-tf export`) knows every model class without importing its module.
     load = (
-        "import sys; from ecomrec_tf.cli import _load_model; print(type(_load_model(sys.argv[1])).__name__)"
+        "import sys; from ecomrec_tf.cli.options import load_model as f; print(type(f(sys.argv[1])).__name__)"
     )
     loaded = subprocess.run([sys.executable, "-c", load, str(tmp_path / "run" / "reply_model.keras")],
                             capture_output=True, text=True, check=True)  # fmt: skip

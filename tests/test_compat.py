@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ecomrec_tf.serving.core_ops import core_slice_update
+from ecomrec_tf.compat import core_slice_update
 
 
 def traced_ops(function, *args) -> set[str]:
