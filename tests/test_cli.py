@@ -309,3 +309,25 @@ def test_keras_load_model_reads_a_run_after_import_ecomrec_tf_alone(trained_run)
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[0] == "IntentModel"
+
+
+def test_evaluate_takes_the_runs_own_settings_unless_given(tmp_path):
+    from ecomrec_tf.cli import build_parser
+    from ecomrec_tf.cli.options import out_dir, run_setting
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.keras").write_bytes(b"")
+    (run / "config.json").write_text('{"max_turns": 5, "history_size": 20, "until": null}')
+    assert run_setting(run / "model.keras", "max_turns", 3) == 5 and run_setting(run, "history_size") == 20
+    assert (
+        run_setting(run, "until", 7) == 7 and run_setting(tmp_path / "elsewhere.keras", "max_turns", 3) == 3
+    )
+    args = build_parser().parse_args(
+        ["evaluate", "reply", "--model", str(run), "--data", "d", "--train", "t"]
+    )
+    assert args.max_turns is None and out_dir(args) == run  # None: the run's, when it runs
+    args = build_parser().parse_args(
+        ["evaluate", "intent", "--model", str(run / "model.keras"), "--data", "d"]
+    )
+    assert out_dir(args) == run

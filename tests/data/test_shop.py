@@ -78,3 +78,23 @@ def test_describe(shop):
     assert described["items"] == 960 and described["events"] == summary["events"]
     assert described["intents"] == 22 and described["intent_utterances"]["train"] == 4400
     json.dumps(described)  # printable as JSON
+
+
+def test_dialogues_use_only_the_intent_training_templates(tmp_path, monkeypatch):
+    """A reply model or MLM corpus reading the dialogues must never see a template held out for
+    intent validation and test."""
+    from ecomrec_tf.data import shop
+    from ecomrec_tf.data.intent_data import split_templates
+
+    used = []
+    original = shop._conversation
+
+    def recording(rng, catalog, templates):
+        used.append(templates)
+        return original(rng, catalog, templates)
+
+    monkeypatch.setattr(shop, "_conversation", recording)
+    shop.generate_shop(tmp_path, shop.ShopConfig(users=30, seed=3), progress=False)
+    splits = split_templates(3)
+    assert used and all(t == {intent: s["train"] for intent, s in splits.items()} for t in used)
+    assert all(not set(s["train"]) & set(s["valid"] + s["test"]) for s in splits.values())

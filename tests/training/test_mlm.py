@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -70,6 +72,41 @@ def test_the_corpus_collects_distinct_texts_from_shop_files(tmp_path):
     )
     events = tmp_path / "events.jsonl"
     events.write_text(
-        '{"user_id": "u", "item_id": "a", "timestamp": 1, "event": "view", "query": "red shoe"}\n'
+        '{"user_id": "u", "item_id": "a", "timestamp": 1700000000, "event": "view", "query": "red shoe"}\n'
+        '{"user_id": "u", "item_id": "a", "timestamp": 1800000000, "event": "view", "query": "blue hat"}\n'
     )
-    assert shop_corpus(items, events) == ["Red shoes", "Nice red shoes.", "red shoe"]
+    assert shop_corpus(items, events) == ["Red shoes", "Nice red shoes.", "red shoe", "blue hat"]
+    assert shop_corpus(items, events, events_before=1800000000) == [
+        "Red shoes",
+        "Nice red shoes.",
+        "red shoe",
+    ]
+
+
+def test_a_shop_folders_corpus_holds_no_text_an_evaluation_scores(tmp_path):
+    import json
+
+    from ecomrec_tf.data.corpus import shop_dir_corpus
+    from ecomrec_tf.data.readers import split_file
+    from ecomrec_tf.data.shop import ShopConfig, generate_shop
+
+    generate_shop(tmp_path, ShopConfig(users=150, seed=4), progress=False)
+    split = split_file(
+        tmp_path / "dialogues.jsonl", tmp_path / "dialogues", 0.1, 0.1, seed=0, group_by="auto"
+    )
+    corpus = set(shop_dir_corpus(tmp_path))
+
+    def lines(path):
+        return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+    held_out = {
+        r["text"] for name in ("valid", "test") for r in lines(tmp_path / "intents" / f"{name}.jsonl")
+    }
+    test_replies = {d["reply"] for d in lines(split["test"])} - {d["reply"] for d in lines(split["train"])}
+    events = sorted(lines(tmp_path / "events.jsonl"), key=lambda e: e["timestamp"])
+    late = {e["query"] for e in events[int(0.8 * len(events)) :] if e.get("query")}
+    early = {e["query"] for e in events[: int(0.8 * len(events))] if e.get("query")}
+    assert held_out and test_replies and late - early
+    assert not corpus & held_out and not corpus & test_replies and not corpus & (late - early)
+    assert {r["text"] for r in lines(tmp_path / "intents" / "train.jsonl")} <= corpus
+    assert {d["reply"] for d in lines(split["train"])} <= corpus and early <= corpus

@@ -16,8 +16,8 @@ from ecomrec_tf.training.purchase import (
     purchase_datasets,
     purchase_task,
     train_purchase,
-    update_purchase,
 )
+from ecomrec_tf.training.purchase_update import update_purchase
 
 
 @pytest.fixture(scope="module")
