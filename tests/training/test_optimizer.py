@@ -28,7 +28,7 @@ def test_layer_wise_decay_scales_each_update(tiny_intent_model):
     model.compile(optimizer, loss="sparse_categorical_crossentropy")
     model.fit(np.array(["red shoes", "where is my parcel"]), np.array([0, 1]), epochs=1, verbose=0)
     step = {w.path: float(np.abs(w.numpy() - before[w.path]).max()) for w in model.trainable_weights}
-    np.testing.assert_allclose(step["intent_head/projection/kernel"], 1e-3, rtol=0.05)
+    np.testing.assert_allclose(step["intent_head/intent_vector/projection/kernel"], 1e-3, rtol=0.05)
     np.testing.assert_allclose(step["position_embedding/embeddings"], 1e-3 * 0.5**3, rtol=0.05)
     top = step["transformer_layer_1/feedforward_output_dense/kernel"]
     bottom = step["transformer_layer_0/feedforward_output_dense/kernel"]
