@@ -331,3 +331,46 @@ def test_evaluate_takes_the_runs_own_settings_unless_given(tmp_path):
         ["evaluate", "intent", "--model", str(run / "model.keras"), "--data", "d"]
     )
     assert out_dir(args) == run
+
+
+def test_tensorflow_start_up_noise_is_dropped_and_everything_else_kept():
+    from ecomrec_tf.cli.quiet import drop_noise
+
+    chunk = (
+        b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        b"I0000 00:00:1796193934.028021   24110 port.cc:153] oneDNN custom operations are on.\n"
+        b"E0000 00:00:1796193938.519082   24110 cuda_platform.cc:52] failed call to cuInit: INTERNAL\n"
+        b"E0000 00:00:1796193940.204651   24110 util.cc:131] oneDNN supports DT_INT64 only on AVX-512.\n"
+        b"E0000 00:00:1796193940.204651   24110 op_kernel.cc:1] OOM when allocating tensor\n"
+        b"ecomrec-tf: error: runs/x: no such file\n"
+        b"users:  50%|#####     | 1/2\r"
+    )
+    assert drop_noise(chunk) == (
+        b"E0000 00:00:1796193940.204651   24110 op_kernel.cc:1] OOM when allocating tensor\n"
+        b"ecomrec-tf: error: runs/x: no such file\n"
+        b"users:  50%|#####     | 1/2\r"
+    )
+
+
+@pytest.mark.subprocess
+def test_commands_print_no_start_up_noise_and_epoch_lines_into_a_file(intent_data_dir, tmp_path):
+    """As a user runs them, output to a file: no TensorFlow start-up lines, no progress-bar codes."""
+    import subprocess
+
+    def command(*args):
+        done = subprocess.run(
+            [sys.executable, "-m", "ecomrec_tf.cli", *args], capture_output=True, text=True, timeout=600
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    data = intent_data_dir
+    files = ["--train", str(data / "train.jsonl"), "--valid", str(data / "valid.jsonl")]
+    options = ["--encoder", "tiny", "--epochs", "2", "--sequence-length", "16", "--runs-dir", str(tmp_path)]
+    train = command("train", "intent", *files, *options, "--run-name", "q")
+    assert train.stderr == "", train.stderr
+    assert "\x1b[" not in train.stdout and "\r" not in train.stdout
+    assert train.stdout.count("Epoch ") == 2 and train.stdout.count(" - val_macro_f1: ") == 2
+    predict = command("predict", "--model", str(tmp_path / "q"), "where is my parcel")
+    assert predict.stderr == "" and "where is my parcel" in predict.stdout
+    assert command("--help").stderr == ""

@@ -14,6 +14,7 @@ import sys
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
 from ecomrec_tf.cli import data, evaluate, export, quickstart, train
 from ecomrec_tf.cli.options import HelpFormatter
+from ecomrec_tf.cli.quiet import filter_stderr
 from ecomrec_tf.errors import ConfigError
 
 GROUPS = (quickstart, data, train, evaluate, export)  # in the order `--help` lists them
@@ -31,7 +32,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs one command; as the `ecomrec-tf` program (no `argv`), with TensorFlow's start-up noise
+    filtered from stderr (`cli.quiet`)."""
     args = build_parser().parse_args(argv)
+    if argv is None:
+        filter_stderr()
     from ecomrec_tf.data import DataError
     from ecomrec_tf.encoders import EncoderError
     from ecomrec_tf.export import ExportError

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -23,6 +24,12 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         if action.required or action.default is None or action.default is False or action.default == []:
             return action.help
         return super()._get_help_string(action)
+
+
+def verbosity() -> int | str:
+    """Keras progress bars on a terminal; one line per epoch when output goes to a file or a pipe
+    (a bar there is one endless line of control codes)."""
+    return "auto" if sys.stdout.isatty() else 2
 
 
 def optional_int(value: str) -> int | None:

@@ -15,6 +15,7 @@ from ecomrec_tf.cli.options import (
     command,
     run_dir,
     subcommands,
+    verbosity,
 )
 from ecomrec_tf.defaults import INTENT, PURCHASE, REPLY
 from ecomrec_tf.errors import ConfigError
@@ -39,6 +40,7 @@ def train_intent(args, folder: Path):
         lora_rank=args.lora_rank,
         layer_decay=args.layer_decay,
         class_weight=None if args.class_weight == "none" else args.class_weight,
+        verbose=verbosity(),
     )
     print(f"model: {folder / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
     return model
@@ -74,6 +76,7 @@ def purchase(args) -> None:
         seed=args.seed,
         patience=args.patience,
         until=args.until,
+        verbose=verbosity(),
     )
     print_purchase_result(result, args.json)
     print(f"model: {folder / 'model.keras'}")
@@ -117,6 +120,7 @@ def reply(args) -> None:
         max_turns=max_turns,
         patience=args.patience,
         seed=args.seed,
+        verbose=verbosity(),
     )
     result = evaluate_reply(
         model, args.test or args.valid, args.train, folder, max_turns=max_turns, zero_shot=args.encoder
@@ -134,7 +138,7 @@ def config(args) -> None:
     loaded = load_config(args.config)
     folder = run_dir(args, Path(args.config).stem)
     print(f"run folder: {folder}   TensorBoard: tensorboard --logdir {folder.parent}")
-    history = run(loaded, folder)
+    history = run(loaded, folder, verbose=1 if verbosity() == "auto" else 2)
     last = {key: round(values[-1], 4) for key, values in history.items()}
     print(json.dumps({"run": str(folder), "last_epoch": last}, indent=2))
 
@@ -156,8 +160,9 @@ def update_purchase(args) -> None:
     model_file = model_path / "model.keras" if model_path.is_dir() else model_path
     folder = run_dir(args, "purchase-update")
     _, result = update_purchase(
-        model_file, args.items, args.events, args.since, folder, replay=args.replay, epochs=args.epochs
-    )
+        model_file, args.items, args.events, args.since, folder, replay=args.replay, epochs=args.epochs,
+        verbose=verbosity(),
+    )  # fmt: skip
     result["model_file"] = str(folder / "model.keras")
     print(json.dumps(result, indent=2) if args.json else update_table(result) + f"\nmodel: {folder}")
 
