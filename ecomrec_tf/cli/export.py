@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from ecomrec_tf.cli.options import add, command, load_model
@@ -123,6 +124,27 @@ def predict(args) -> None:
         print_predictions(texts, rows)
 
 
+def serve(args) -> None:
+    from ecomrec_tf.serving.dev_server import DevServer
+
+    server = DevServer(args.model)
+    rest = server.rest(args.host, args.rest_port)
+    grpc_server, grpc_port = server.grpc(args.host, args.grpc_port)
+    for name, found in server.exports.items():
+        url = f"http://{args.host}:{rest.server_port}/v1/models/{name}"
+        listed = ", ".join(map(str, sorted(found)))
+        print(f"serving {name} (versions {listed}): REST {url}, gRPC {args.host}:{grpc_port}")
+    print("a development server, for trying requests and clients: serve production traffic with TF Serving")
+    sys.stdout.flush()
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        rest.shutdown()
+        grpc_server.stop(None)
+
+
 def register(commands) -> None:
     parser = command(
         commands, "export", "export a trained model as a SavedModel for TF Serving", export_command
@@ -147,6 +169,24 @@ def register(commands) -> None:
         action="append",
         default=None,
         help="the model.keras it came from (repeat HEAD=PATH as for export): compare their outputs",
+    )
+
+    parser = command(
+        commands, "serve", "a development server with TF Serving's REST and gRPC APIs over exports", serve
+    )
+    add(
+        parser,
+        "model",
+        model={"help": "a SavedModel version folder, a model folder, or a base folder (saved_models)"},
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (0.0.0.0: every interface)"
+    )
+    parser.add_argument(
+        "--rest-port", type=int, default=8501, help="REST port, as TF Serving's (0: a free one)"
+    )
+    parser.add_argument(
+        "--grpc-port", type=int, default=8500, help="gRPC port, as TF Serving's (0: a free one)"
     )
 
     parser = command(commands, "predict", "predict intents of raw texts (arguments or stdin lines)", predict)

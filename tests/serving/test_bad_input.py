@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 from ecomrec_tf.serving.client import RestClient, ServingError
+from ecomrec_tf.serving.dev_server import DevServer
 from tests.conftest import LABELS
-from tests.serving.standin_server import StandIn
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +60,18 @@ def test_a_text_batch_of_the_wrong_rank_is_refused_as_tf_serving_runs_it(serve):
 
 def test_over_rest_the_client_raises_the_servers_own_error_message(serve):
     """The client adds the URL and status to the server's message and changes nothing else: what a user
-    sees is what TF Serving (here the stand-in, which runs the SavedModel with TensorFlow) wrote."""
+    sees is what TF Serving (here the dev server, which runs the SavedModel with TensorFlow) wrote."""
     import json
     import urllib.error
     import urllib.request
 
-    standin = StandIn(serve[0], "intent")
-    server = standin.rest()
+    server_ = DevServer(serve[0])
+    server = server_.rest()
     url = f"http://127.0.0.1:{server.server_port}"
     try:
         client = RestClient(url, "intent", retries=0)
         assert list(client.predict({"text": ["", "ok"]})["label"])  # empty strings are fine
-        # TensorFlow's own error converting numbers to the string input; the stand-in's for a missing input.
+        # TensorFlow's own error converting numbers to the string input; the dev server's for a missing input.
         for inputs, cause in (
             ({"text": [1, 2]}, "Unsupported object type int"),
             ({"query": ["hi"]}, "missing inputs"),

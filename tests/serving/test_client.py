@@ -3,35 +3,35 @@ import pytest
 import tensorflow as tf
 
 from ecomrec_tf.serving.client import GrpcClient, RestClient, ServingError
+from ecomrec_tf.serving.dev_server import DevServer
 from tests.conftest import LABELS, TEXTS
-from tests.serving.standin_server import StandIn
 
 
 @pytest.fixture(scope="module")
 def served(tiny_intent_export):
-    """A tiny intent export behind the stand-in's REST and gRPC servers, and what the SavedModel says."""
+    """A tiny intent export behind the dev server's REST and gRPC servers, and what the SavedModel says."""
     _, path = tiny_intent_export
-    standin = StandIn(path, "intent")
-    rest = standin.rest()
-    grpc_server, port = standin.grpc()
+    server_ = DevServer(path)
+    rest = server_.rest()
+    grpc_server, port = server_.grpc()
     expected = tf.saved_model.load(str(path)).signatures["serving_default"](text=tf.constant(TEXTS))
-    yield standin, f"http://127.0.0.1:{rest.server_port}", f"127.0.0.1:{port}", expected
+    yield server_, f"http://127.0.0.1:{rest.server_port}", f"127.0.0.1:{port}", expected
     rest.shutdown()
     grpc_server.stop(None)
 
 
 @pytest.mark.parametrize("form", ["inputs", "instances"])
 def test_rest_client_batches_and_joins(served, form):
-    standin, url, _, expected = served
-    before = standin.requests
+    server_, url, _, expected = served
+    before = server_.requests
     out = RestClient(url, "intent", form=form, batch_size=4).predict({"text": TEXTS})
-    assert standin.requests - before == 2  # 6 texts in batches of 4
+    assert server_.requests - before == 2  # 6 texts in batches of 4
     assert list(out["label"]) == [label.decode() for label in expected["label"].numpy()]
     np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-5)
 
 
 def test_grpc_client_batches_and_joins(served):
-    standin, _, target, expected = served
+    server_, _, target, expected = served
     client = GrpcClient(target, "intent", batch_size=5)
     out = client.predict({"text": TEXTS})
     client.close()
@@ -40,15 +40,15 @@ def test_grpc_client_batches_and_joins(served):
 
 
 def test_transient_failures_are_retried_and_bad_requests_are_not(served):
-    standin, url, target, _ = served
-    standin.failures_left = 2
+    server_, url, target, _ = served
+    server_.failures_left = 2
     assert len(RestClient(url, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})["label"]) == 1
-    standin.failures_left = 2
+    server_.failures_left = 2
     assert len(GrpcClient(target, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})["label"]) == 1
-    standin.failures_left = 3
+    server_.failures_left = 3
     with pytest.raises(ServingError, match="503"):
         RestClient(url, "intent", retries=2, backoff=0.01).predict({"text": ["hi"]})
-    standin.failures_left = 0
+    server_.failures_left = 0
     with pytest.raises(ServingError, match="HTTP 404: Servable not found"):
         RestClient(url, "nope").predict({"text": ["hi"]})
     with pytest.raises(ServingError, match="gRPC INVALID_ARGUMENT: missing inputs \\['text'\\]"):
@@ -77,9 +77,9 @@ def test_an_empty_batch_gets_zero_rows_from_both_clients(served):
 
 def test_rest_client_sends_bytes_as_tf_serving_json_b64(served):
     """Bytes (not valid UTF-8 here) travel as {"b64": ...}; the answer is the SavedModel's on them."""
-    standin, url, _, _ = served
+    server_, url, _, _ = served
     texts = [b"caf\xc3\xa9 order", b"\xff\xfe broken"]
-    expected = standin.model.signatures["serving_default"](text=tf.constant(texts))
+    expected = server_.models["intent"][1].signatures["serving_default"](text=tf.constant(texts))
     for form in ("inputs", "instances"):
         out = RestClient(url, "intent", form=form).predict({"text": texts})
         np.testing.assert_allclose(out["probabilities"], expected["probabilities"], atol=1e-5)
