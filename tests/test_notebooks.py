@@ -40,3 +40,13 @@ def test_runs_end_to_end(path, tmp_path, monkeypatch):
     ).execute()
     images = [o for c in notebook.cells for o in c.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 3, "every notebook shows its results as plots (curves, confusion, ROC, calibration)"
+    noise = ("I0000", "E0000", "W0000", "WARNING: All log messages", "IProgress", "INFO:tensorflow",
+             "was passed, but will be ignored")  # fmt: skip
+    printed = [
+        text
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        for text in [output.get("text", "")]
+        if any(marker in text for marker in noise)
+    ]
+    assert not printed, f"{path.name} prints start-up noise or warnings: {printed[:3]}"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -101,7 +103,10 @@ def export_saved_model(
 
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING}{socket.gethostname()}-{os.getpid()}-", dir=model_dir))
     try:
-        archive.write_out(str(staging), verbose=False)
+        with (
+            _quiet_tensorflow_logger()
+        ):  # tf.saved_model.save logs "INFO: Assets written to" the staging path
+            archive.write_out(str(staging), verbose=False)
         extra = staging / METADATA_FILE
         extra.parent.mkdir(exist_ok=True)
         facts = {
@@ -120,6 +125,17 @@ def export_saved_model(
         for old in versions(model_dir)[:-keep]:
             shutil.rmtree(model_dir / str(old))
     return target
+
+
+@contextlib.contextmanager
+def _quiet_tensorflow_logger():
+    logger = logging.getLogger("tensorflow")
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 STAGING = ".export-tmp-"  # + host-pid-random: a version being written (TF Serving skips hidden folders)

@@ -93,6 +93,10 @@ class TextModel(keras.Model):
         return super().compute_metrics(x, y, training_output(self, y_pred), sample_weight)
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        """Like `keras.Model.fit`; a `tf.data` dataset is taken as shuffled by its pipeline (Keras would
+        warn that it ignores `shuffle`)."""
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
         return super().fit(strings_to_tensors(x), targets_to_arrays(y), *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
