@@ -374,3 +374,12 @@ def test_commands_print_no_start_up_noise_and_epoch_lines_into_a_file(intent_dat
     predict = command("predict", "--model", str(tmp_path / "q"), "where is my parcel")
     assert predict.stderr == "" and "where is my parcel" in predict.stdout
     assert command("--help").stderr == ""
+
+
+def test_the_cli_reference_in_docs_is_the_parsers():
+    from pathlib import Path
+
+    from ecomrec_tf.cli.reference import reference
+
+    written = (Path(__file__).parents[1] / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert written == reference(), "docs/cli.md is stale: python -m ecomrec_tf.cli.reference > docs/cli.md"
