@@ -193,7 +193,7 @@ def register(commands) -> None:
         formatter_class=HelpFormatter,
         help="train from a run config (train --config FILE), or one model (train intent ...)",
     )
-    parser.add_argument("--config", help="TOML or YAML run config; see README 'Training runs'")
+    parser.add_argument("--config", help="TOML or YAML run config; see docs/training.md")
     add_run_folder(parser)
     parser.set_defaults(func=config)
     group = subcommands(parser, "what", required=False)

@@ -1,0 +1,144 @@
+"""Every Python and TOML block of the README and docs/ runs (or parses) as written, so none can rot.
+
+A block may use names the reader already has (their texts, items, a trained model); `SETUPS` gives each
+block tiny stand-ins for exactly those names and checks what the block produces. A new block without an
+entry here fails `test_every_block_has_a_setup`. The README's "In Python" block runs in test_readme.py.
+"""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def blocks(language: str) -> list[tuple[str, int, str]]:
+    """`(file name, index in that file, code)` of every ```language block."""
+    found = []
+    for path in DOCS:
+        for index, code in enumerate(re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.DOTALL)):
+            found.append((path.name, index, code))
+    return found
+
+
+ITEMS = {"A": {"category": "shoes", "price": 80.0}, "B": {"category": "shoes", "price": 120.0}}
+TEXTS = {"A": "Acme runner | shoes", "B": "Acme trail | shoes"}
+
+
+def augmentation():
+    from ecomrec_tf.data import text_classification_dataset
+
+    names = {"text_classification_dataset": text_classification_dataset}
+    names |= {"texts": ["cheap red shoes please", "where is my parcel"] * 4, "label_ids": [0, 1] * 4}
+    return names, lambda out: sum(int(batch[0].shape[0]) for batch in out["train"]) == 8
+
+
+def live_ranking():
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_purchase_model
+
+    model = build_purchase_model(
+        load_encoder("tiny"), 16, vocabulary_sizes={"user": 2, "item": 3, "category": 2}
+    )
+    model.set_vocabularies({"user": ["u"], "item": ["A", "B"], "category": ["shoes"]})
+    events = [{"user_id": "u", "item_id": "A", "timestamp": 10, "event": "view", "query": None}]
+    names = {"items": ITEMS, "event_stream": events, "user_id": "u", "candidate_ids": ["A", "B"], "now": 60}
+    names |= {"texts": TEXTS, "model": model}
+    return names, lambda out: np.asarray(out["scores"]).shape == (1, 2)
+
+
+def multi_task_trainer():
+    import keras
+    import tensorflow as tf
+
+    from ecomrec_tf.data import text_classification_dataset
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_intent_model
+
+    texts = ["where is my parcel", "refund please", "red shoes size 10", "cancel my order"] * 4
+    names = {"tf": tf, "keras": keras, "load_encoder": load_encoder, "build_intent_model": build_intent_model}
+    names |= {"text_classification_dataset": text_classification_dataset, "labels": ["a", "b"]}
+    names |= {"texts": texts, "ids": [0, 1] * 8, "valid_texts": texts[:4], "valid_ids": [0, 1, 0, 1]}
+    names |= {"shop_texts": texts, "total_steps": 3}
+    return names, lambda out: (Path("runs/multi") / "history.json").is_file()
+
+
+SETUPS = {
+    ("data.md", 0): augmentation,
+    ("purchase.md", 0): live_ranking,
+    ("training.md", 0): multi_task_trainer,
+}
+SERVED = {
+    ("serving.md", 0),
+    ("serving.md", 1),
+}  # need a model server: test_the_serving_blocks_run_against_one
+README_BLOCKS = {("README.md", 0)}  # test_readme.py
+
+
+def test_every_block_has_a_setup():
+    every = {(name, index) for name, index, _ in blocks("python")}
+    assert every == set(SETUPS) | SERVED | README_BLOCKS, "give the new block a setup in tests/test_docs.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(SETUPS), ids=[f"{n}-{i}" for n, i in sorted(SETUPS)])
+def test_each_block_runs_as_written(key, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code = next(c for name, index, c in blocks("python") if (name, index) == key)
+    names, check = SETUPS[key]()
+    exec(compile(code, key[0], "exec"), names)  # noqa: S102
+    assert check(names), key
+
+
+def test_the_toml_config_blocks_are_valid_run_configs():
+    import tomllib
+
+    from ecomrec_tf.training.config import parse_config
+
+    found = blocks("toml")
+    assert found
+    for name, index, code in found:
+        assert parse_config(tomllib.loads(code), f"{name} block {index}").tasks
+
+
+@pytest.mark.slow
+def test_the_serving_blocks_run_against_one(tiny_intent_export, tmp_path):
+    """The serving guide's gRPC and client blocks, against `ecomrec-tf serve`'s server on TF Serving's
+    ports, over tiny intent, purchase and shop-assistant (reply with a decoder) exports."""
+    import shutil
+
+    from ecomrec_tf.data.event_state import EventState
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.export import export_saved_model
+    from ecomrec_tf.models import ShopAssistant, build_purchase_model, build_reply_model
+    from ecomrec_tf.serving.dev_server import DevServer
+
+    base = tmp_path / "saved_models"
+    shutil.copytree(tiny_intent_export[1], base / "intent" / "1")
+    purchase = build_purchase_model(
+        load_encoder("tiny"), 16, vocabulary_sizes={"user": 2, "item": 3, "category": 2}
+    )
+    export_saved_model(purchase, base / "purchase")
+    bank = [{"text": "Sorry to hear that: a colleague will call you today.", "intent": "complaint"}]
+    reply = build_reply_model(load_encoder("tiny"), bank, 24, decoder_layers=1, max_reply_length=4)
+    export_saved_model(ShopAssistant({"reply": reply}), base / "shop_assistant")
+    server = DevServer(base)
+    rest = server.rest(port=8501)
+    grpc_server, _ = server.grpc(port=8500)
+    items = {
+        "SKU-170031": {"category": "shoes", "price": 80.0},
+        "SKU-120002": {"category": "shoes", "price": None},
+    }
+    state = EventState(items)
+    texts = {"SKU-170031": "Acme runner | shoes", "SKU-120002": "Acme trail | shoes"}
+    try:
+        for name, index, code in blocks("python"):
+            if (name, index) in SERVED:
+                names = {"state": state, "now": 1_700_000_000, "texts": texts}
+                exec(compile(code, name, "exec"), names)  # noqa: S102
+    finally:
+        rest.shutdown()
+        grpc_server.stop(None)
