@@ -59,7 +59,8 @@ def multi_task_trainer():
     from ecomrec_tf.models import build_intent_model
 
     texts = ["where is my parcel", "refund please", "red shoes size 10", "cancel my order"] * 4
-    names = {"tf": tf, "keras": keras, "load_encoder": load_encoder, "build_intent_model": build_intent_model}
+    tiny = lambda name: load_encoder("tiny")  # noqa: E731  (the reader's MiniLM; tiny keeps the suite fast)
+    names = {"tf": tf, "keras": keras, "load_encoder": tiny, "build_intent_model": build_intent_model}
     names |= {"text_classification_dataset": text_classification_dataset, "labels": ["a", "b"]}
     names |= {"texts": texts, "ids": [0, 1] * 8, "valid_texts": texts[:4], "valid_ids": [0, 1, 0, 1]}
     names |= {"shop_texts": texts, "total_steps": 3}

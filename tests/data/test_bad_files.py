@@ -1,6 +1,6 @@
 """Every bad file a user has sent us, through the CLI: one line naming file, line and field, exit 2.
 
-The README's "Bad input" table lists the same cases with the same messages (checked below).
+docs/data.md's "Bad input" table lists the same cases with the same messages (checked below).
 """
 
 import json
@@ -90,9 +90,9 @@ def test_a_bad_file_is_one_line_naming_file_line_and_field(
     assert error.startswith(f"ecomrec-tf: error: {tmp_path}/{message}"), error
 
 
-def test_the_readme_table_shows_each_message():
-    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("## Bad input") :]
+def test_the_docs_table_shows_each_message():
+    guide = (Path(__file__).parents[2] / "docs" / "data.md").read_text(encoding="utf-8")
+    table = guide[guide.index("## Bad input") :]
     for case, _, _, _, message in CASES:
         assert f"| {case} |" in table and message.split(": ", 1)[1][:60] in table, case
 
