@@ -184,9 +184,8 @@ def test_a_multi_task_run_of_intent_and_reply_exports_one_shop_assistant(
     heads += ["--model", f"reply={tmp_path / 'run' / 'reply_model.keras'}"]
     base = tmp_path / "saved_models"
     assert main(["export", *heads, "--name", "shop_assistant", "--out", str(base)]) == 0
-    keras_heads = [h if h != "--model" else "--keras-model" for h in heads]
-    assert main(["check-export", "--model", str(base / "shop_assistant"), *keras_heads]) == 0
-    assert "equals the Keras model's" in capsys.readouterr().out
+    # (check-export of a shop assistant against its Keras heads: tests/models/test_shop_assistant.py)
+    assert (base / "shop_assistant" / "1" / "saved_model.pb").is_file()
     assert main(["export", "--model", str(tmp_path / "run"), "--model", "x", "--out", str(base)]) == 2
     assert "name each head: HEAD=PATH" in capsys.readouterr().err
     # A fresh process (as `ecomrec-tf export`) knows every model class without importing its module.
