@@ -81,10 +81,6 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
         ("--learning-rate",),
         {"type": float, "help": "peak learning rate (AdamW, warm-up, decay)"},
     ),
-    "base_dir": (
-        ("--base-dir",),
-        {"default": "saved_models", "help": "SavedModels go to BASE_DIR/NAME/VERSION"},
-    ),
     "class_weight": (
         ("--class-weight",),
         {

@@ -95,13 +95,17 @@ class DevServer:
             raise NotFound(f"Servable not found for request: Specific({name}, {version})")
         return version
 
-    def run(self, name: str, version: int | None, signature: str, inputs: dict) -> dict[str, np.ndarray]:
-        """Runs a signature on inputs (lists or arrays by input name): numpy outputs by name."""
-        version = self._version(name, version)
+    def signature(self, name: str, version: int | None, signature: str):
+        """The concrete function of a served signature (the newest version when `version` is None)."""
+        version = self._version(name, version)  # NotFound before any lookup by name
         model = self.models[name][version]
         if signature not in model.signatures:
             raise NotFound(f'Serving signature name: "{signature}" not found in signature def')
-        function = model.signatures[signature]
+        return model.signatures[signature]
+
+    def run(self, name: str, version: int | None, signature: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Runs a signature on inputs (lists or arrays by input name): numpy outputs by name."""
+        function = self.signature(name, version, signature)
         specs = function.structured_input_signature[1]
         missing = set(specs) - set(inputs)
         if missing:
@@ -116,9 +120,8 @@ class DevServer:
         return saved_model.meta_graphs[0]
 
     def status(self, name: str, version: int | None) -> dict:
-        chosen = [self._version(name, version)] if version is not None else sorted(self.models.get(name, {}))
-        if not chosen:
-            self._version(name, None)  # raises NotFound
+        newest = self._version(name, version)  # NotFound for an unknown model or version
+        chosen = [newest] if version is not None else sorted(self.models[name])
         return {
             "model_version_status": [
                 {"version": str(v), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
@@ -262,12 +265,8 @@ class DevServer:
 
 def _only_input(server: DevServer, name: str, version: int | None, body: dict) -> str:
     """The input name of a one-input signature (requests may leave it out, as TF Serving allows)."""
-    version = server._version(name, version)
-    model = server.models[name][version]
-    signature = body.get("signature_name", "serving_default")
-    if signature not in model.signatures:
-        raise NotFound(f'Serving signature name: "{signature}" not found in signature def')
-    specs = model.signatures[signature].structured_input_signature[1]
+    function = server.signature(name, version, body.get("signature_name", "serving_default"))
+    specs = function.structured_input_signature[1]
     if len(specs) != 1:
         raise ValueError(f"the signature takes {sorted(specs)}: name each input")
     return next(iter(specs))
