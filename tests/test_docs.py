@@ -1,11 +1,20 @@
-"""Every Python and TOML block of the README and docs/ runs (or parses) as written, so none can rot.
+"""Every code block of the README and docs/ runs (or parses) as written, so none can rot.
 
-A block may use names the reader already has (their texts, items, a trained model); `SETUPS` gives each
-block tiny stand-ins for exactly those names and checks what the block produces. A new block without an
+A Python block may use names the reader already has (their texts, items, a trained model); `SETUPS` gives
+each block tiny stand-ins for exactly those names and checks what the block produces. A new block without an
 entry here fails `test_every_block_has_a_setup`. The README's "In Python" block runs in test_readme.py.
+
+Every line of a shell block is checked by its program (`SHELL`): `ecomrec-tf` lines are parsed by the CLI's
+own parser (a renamed option or choice fails; the flows they run are test_cli.py's), `make` targets must
+exist, `curl` lines run against the dev server (test_the_serving_blocks_run_against_one), the
+`tf_only.py saved_model_cli` line runs in tests/export/test_saved_model.py, and `docker` (not installable
+here) is the one exception. A line of another program fails `test_every_shell_line_is_checked`.
 """
 
+import json
 import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +31,61 @@ def blocks(language: str) -> list[tuple[str, int, str]]:
         for index, code in enumerate(re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.DOTALL)):
             found.append((path.name, index, code))
     return found
+
+
+def shell_commands(program: str | None = None) -> list[tuple[str, list[str]]]:
+    """`(file name, argv)` of every command of every ```bash block (of `program` only, if given):
+    continued lines joined, quotes spanning lines kept, comments and a trailing `&` dropped."""
+    found = []
+    for name, _, code in blocks("bash"):
+        pending = ""
+        for line in code.replace("\\\n", " ").split("\n"):
+            pending += line + "\n"
+            try:
+                argv = shlex.split(pending, comments=True)
+            except ValueError:  # a quote still open: the command goes on on the next line
+                continue
+            pending = ""
+            argv = argv[:-1] if argv[-1:] == ["&"] else argv
+            if argv and (program is None or argv[0] == program):
+                found.append((name, argv))
+    return found
+
+
+def cli_arguments(argv: list[str]) -> list[str]:
+    """An `ecomrec-tf` line as a user fills it in: optional `[...]` parts given, the first of `a|b`
+    alternatives, `...` (a path the reader picks) as a placeholder."""
+    tokens = [token.strip("[]").split("|")[0] for token in argv[1:]]
+    return ["placeholder" if token == "..." else token for token in tokens]
+
+
+SHELL = {"ecomrec-tf", "make", "curl", "docker", ".venv/bin/python"}
+
+
+def test_every_shell_line_is_checked():
+    commands = shell_commands()
+    assert {argv[0] for _, argv in commands} <= SHELL, "check the new program's lines in tests/test_docs.py"
+    assert [argv[1] for _, argv in commands if argv[0] == ".venv/bin/python"] == [
+        "ecomrec_tf/serving/tf_only.py"
+    ]  # run by tests/export/test_saved_model.py::test_runs_in_the_session_based_loader
+
+
+def test_every_ecomrec_tf_line_parses_with_the_cli(capsys):
+    from ecomrec_tf.cli import build_parser
+
+    commands = shell_commands("ecomrec-tf")
+    assert len(commands) >= 20
+    for name, argv in commands:
+        try:
+            build_parser().parse_args(cli_arguments(argv))
+        except SystemExit:
+            pytest.fail(f"{name}: {shlex.join(argv)}: {capsys.readouterr().err.strip().splitlines()[-1]}")
+
+
+def test_every_make_target_exists():
+    makefile = (ROOT / "Makefile").read_text()
+    targets = [argv[1] for _, argv in shell_commands("make")]
+    assert targets and all(re.search(rf"^{target}:", makefile, re.MULTILINE) for target in targets), targets
 
 
 ITEMS = {"A": {"category": "shoes", "price": 80.0}, "B": {"category": "shoes", "price": 120.0}}
@@ -140,6 +204,12 @@ def test_the_serving_blocks_run_against_one(tiny_intent_export, tmp_path):
             if (name, index) in SERVED:
                 names = {"state": state, "now": 1_700_000_000, "texts": texts}
                 exec(compile(code, name, "exec"), names)  # noqa: S102
+        curls = shell_commands("curl")
+        assert len(curls) >= 5
+        for name, argv in curls:
+            result = subprocess.run([*argv, "-s", "--fail-with-body"], capture_output=True, text=True)
+            assert result.returncode == 0, f"{name}: {shlex.join(argv)}: {result.stdout}"
+            assert "error" not in json.loads(result.stdout), result.stdout
     finally:
         rest.shutdown()
         grpc_server.stop(None)

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).parents[1] / "ecomrec_tf"
-BASE = {"ecomrec_tf", "compat", "errors", "defaults", "serialization"}  # everything may use these
+BASE = {"ecomrec_tf", "compat", "errors", "defaults", "serialization", "progress"}  # everything may use these
 FLOORS = [
     "preprocessing",
     "encoders",

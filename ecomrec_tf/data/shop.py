@@ -24,12 +24,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ecomrec_tf.data import lexicon
 from ecomrec_tf.data.intent_data import split_templates, write_intent_data
 from ecomrec_tf.data.noise import add_noise
 from ecomrec_tf.data.reply_bank import REPLY_BANK, fill_reply
+from ecomrec_tf.progress import progress_bar
 
 START_TIME = 1_735_689_600  # 2025-01-01T00:00:00Z; event timestamps are Unix seconds
 BIAS, AFFINITY, PRICE, MATCH = -4.0, 0.9, 1.2, 2.5
@@ -218,7 +218,7 @@ def generate_shop(out_dir: str | Path, config: ShopConfig | None = None, progres
     templates = {intent: splits["train"] for intent, splits in split_templates(config.seed).items()}
     with open(out / "events.jsonl", "w", encoding="utf-8") as event_file, \
             open(out / "dialogues.jsonl", "w", encoding="utf-8") as dialogue_file:  # fmt: skip
-        for index in tqdm(range(config.users), desc="users", unit="user", disable=not progress):
+        for index in progress_bar(range(config.users), desc="users", unit="user", disable=not progress):
             for record in _user_events(truth, by_category, index, config, oracle):
                 events[record["event"]] += 1
                 event_file.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -256,7 +256,7 @@ def describe_shop(shop_dir: str | Path) -> dict:
         if not path.is_file():
             return
         with open(path, encoding="utf-8") as file:
-            for line in tqdm(file, desc=name, unit=" lines", leave=False, mininterval=1.0):
+            for line in progress_bar(file, desc=name, unit=" lines", leave=False, mininterval=1.0):
                 if line.strip():
                     yield json.loads(line)
 

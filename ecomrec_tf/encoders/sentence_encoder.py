@@ -5,8 +5,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
+from ecomrec_tf.progress import progress_bar
 from ecomrec_tf.serialization import deserialize_objects, serialize_objects
 
 
@@ -81,7 +81,7 @@ def encode_in_batches(
     order; a tqdm bar when `progress`."""
     order = np.argsort([len(text) for text in texts], kind="stable")
     parts = []
-    for start in tqdm(
+    for start in progress_bar(
         range(0, len(texts), batch_size), desc=description, unit="batch", disable=not progress, leave=False
     ):
         batch = function(tf.constant([texts[i] for i in order[start : start + batch_size]]))

@@ -13,6 +13,7 @@ answers as TF Serving does:
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -205,8 +206,7 @@ class DevServer:
                     return self._answer(404, {"error": str(error)})
                 except (KeyError, IndexError, ValueError, TypeError, tf.errors.OpError) as error:
                     return self._answer(400, {"error": str(error)})
-                jsonable = {k: [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
-                            if v.dtype == object else v.tolist() for k, v in outputs.items()}  # fmt: skip
+                jsonable = {k: _json_strings(v.tolist(), k.endswith("_bytes")) for k, v in outputs.items()}
                 if "instances" in body:
                     size = len(next(iter(jsonable.values())))
                     rows = [{k: v[i] for k, v in jsonable.items()} for i in range(size)]
@@ -261,6 +261,21 @@ class DevServer:
         bound = server.add_insecure_port(f"{host}:{port}")
         server.start()
         return server, bound
+
+
+def _json_strings(value, binary: bool = False):
+    """A string tensor's values (nested lists of bytes) as TF Serving's JSON writes them: UTF-8 text,
+    `{"b64": ...}` for an output named `*_bytes` or bytes that are not UTF-8."""
+    if isinstance(value, list):
+        return [_json_strings(item, binary) for item in value]
+    if isinstance(value, bytes):
+        try:
+            if not binary:
+                return value.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    return value
 
 
 def _only_input(server: DevServer, name: str, version: int | None, body: dict) -> str:

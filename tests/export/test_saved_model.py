@@ -18,6 +18,7 @@ from ecomrec_tf.export import (
 )
 from ecomrec_tf.export.saved_model import METADATA_FILE
 from tests.conftest import LABELS, TEXTS
+from tests.test_docs import shell_commands
 
 TF_ONLY = [sys.executable, "ecomrec_tf/serving/tf_only.py"]
 
@@ -104,25 +105,13 @@ def test_loads_with_tensorflow_and_tf_text_ops_only(exported):
 
 @pytest.mark.subprocess
 def test_runs_in_the_session_based_loader(exported):
-    """`saved_model_cli run` loads with the C++ SavedModelBundle style that TF Serving uses."""
+    """`saved_model_cli run` loads with the C++ SavedModelBundle style that TF Serving uses: the serving
+    guide's command, as written, on this export."""
     _, path = exported
-    result = subprocess.run(
-        [
-            *TF_ONLY,
-            "saved_model_cli",
-            "run",
-            "--dir",
-            str(path),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-            "--input_exprs",
-            'text=["where is my order", ""]',
-        ],
-        capture_output=True,
-        text=True,
-    )
+    (argv,) = [argv for _, argv in shell_commands(".venv/bin/python")]
+    argv = [sys.executable, *argv[1:]]
+    argv[argv.index("--dir") + 1] = str(path)
+    result = subprocess.run(argv, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Result for output key label:" in result.stdout
     assert "Result for output key probabilities:" in result.stdout

@@ -125,3 +125,18 @@ def test_the_serve_command_answers_the_packages_clients(two_versions):
         process.terminate()
         process.wait(timeout=30)
     assert process.stderr.read() == ""  # no TensorFlow start-up noise
+
+
+def test_string_outputs_are_json_as_tf_serving_writes_them():
+    """Nested string outputs (a reply's candidates, [batch, k]) as text; `*_bytes` outputs and bytes that
+    are not UTF-8 as {"b64": ...}, which the clients turn back into bytes."""
+    from ecomrec_tf.serving.client import _unb64
+    from ecomrec_tf.serving.dev_server import _json_strings
+
+    candidates = np.array([[b"Sorry!", "Gr\u00fc\u00dfe".encode()], [b"ok", b""]], dtype=object)
+    assert json.loads(json.dumps(_json_strings(candidates.tolist()))) == [
+        ["Sorry!", "Gr\u00fc\u00dfe"],
+        ["ok", ""],
+    ]
+    for value, binary in ((b"\xff\x00", False), (b"abc", True)):
+        assert _unb64(json.loads(json.dumps(_json_strings([value], binary)))) == [value]
