@@ -55,6 +55,27 @@ def tiny_intent_export(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_purchase_export(tmp_path_factory):
+    """`(model, SavedModel version folder)`: one untrained tiny two-tower purchase model (every
+    signature: scoring, both towers, rank) and its export, shared by the signature, Beam and serving
+    guide tests (they read it)."""
+    import keras
+
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.export import export_saved_model
+    from ecomrec_tf.models import build_purchase_model
+
+    keras.utils.set_random_seed(0)
+    sizes = {"user": 4, "item": 8, "category": 5}
+    model = build_purchase_model(load_encoder("tiny"), 16, mode="two_tower", vocabulary_sizes=sizes)
+    items = [f"SKU-{i}" for i in range(7)]
+    model.set_vocabularies(
+        {"user": ["u1", "u2"], "item": items, "category": ["kettle", "lamp", "shoes", "sofa"]}
+    )
+    return model, export_saved_model(model, tmp_path_factory.mktemp("sm") / "purchase")
+
+
+@pytest.fixture(scope="session")
 def intent_data_dir(tmp_path_factory):
     """The embedded intent set, small: train/valid/test JSONL."""
     from ecomrec_tf.data import write_intent_data

@@ -7,8 +7,10 @@ entry here fails `test_every_block_has_a_setup`. The README's "In Python" block 
 Every line of a shell block is checked by its program (`SHELL`): `ecomrec-tf` lines are parsed by the CLI's
 own parser (a renamed option or choice fails; the flows they run are test_cli.py's), `make` targets must
 exist, `curl` lines run against the dev server (test_the_serving_blocks_run_against_one), the
-`tf_only.py saved_model_cli` line runs in tests/export/test_saved_model.py, and `docker` (not installable
-here) is the one exception. A line of another program fails `test_every_shell_line_is_checked`.
+`tf_only.py saved_model_cli` line runs in tests/export/test_saved_model.py, `pip install` lines name
+extras pyproject.toml has; `docker` and Beam jobs on other engines (`python my_job.py --runner
+DataflowRunner ...`: not installable here) are the exceptions, the latter checked for a runner Beam has.
+A line of another program fails `test_every_shell_line_is_checked`.
 """
 
 import json
@@ -59,12 +61,21 @@ def cli_arguments(argv: list[str]) -> list[str]:
     return ["placeholder" if token == "..." else token for token in tokens]
 
 
-SHELL = {"ecomrec-tf", "make", "curl", "docker", ".venv/bin/python"}
+SHELL = {"ecomrec-tf", "make", "curl", "docker", ".venv/bin/python", "pip", "python"}
+BEAM_RUNNERS = {"DataflowRunner", "FlinkRunner", "SparkRunner", "DirectRunner"}
 
 
 def test_every_shell_line_is_checked():
+    import tomllib
+
     commands = shell_commands()
     assert {argv[0] for _, argv in commands} <= SHELL, "check the new program's lines in tests/test_docs.py"
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for name, argv in shell_commands("pip"):  # pip install ".[extra]": the extra exists
+        wanted = re.findall(r"\.\[(\w+)\]", " ".join(argv))
+        assert argv[1] == "install" and wanted and set(wanted) <= set(extras), (name, argv)
+    for name, argv in shell_commands("python"):  # a Beam job on another engine: a runner Beam has
+        assert argv[1] == "my_job.py" and argv[argv.index("--runner") + 1] in BEAM_RUNNERS, (name, argv)
     assert [argv[1] for _, argv in commands if argv[0] == ".venv/bin/python"] == [
         "ecomrec_tf/serving/tf_only.py"
     ]  # run by tests/export/test_saved_model.py::test_runs_in_the_session_based_loader
@@ -92,7 +103,7 @@ ITEMS = {"A": {"category": "shoes", "price": 80.0}, "B": {"category": "shoes", "
 TEXTS = {"A": "Acme runner | shoes", "B": "Acme trail | shoes"}
 
 
-def augmentation():
+def augmentation(request):
     from ecomrec_tf.data import text_classification_dataset
 
     names = {"text_classification_dataset": text_classification_dataset}
@@ -100,7 +111,7 @@ def augmentation():
     return names, lambda out: sum(int(batch[0].shape[0]) for batch in out["train"]) == 8
 
 
-def live_ranking():
+def live_ranking(request):
     from ecomrec_tf.encoders import load_encoder
     from ecomrec_tf.models import build_purchase_model
 
@@ -114,7 +125,7 @@ def live_ranking():
     return names, lambda out: np.asarray(out["scores"]).shape == (1, 2)
 
 
-def multi_task_trainer():
+def multi_task_trainer(request):
     import keras
     import tensorflow as tf
 
@@ -131,8 +142,29 @@ def multi_task_trainer():
     return names, lambda out: (Path("runs/multi") / "history.json").is_file()
 
 
+def nightly_top_k(request):
+    import shutil
+
+    from tests.serving.test_beam import EVENTS, ITEMS, T0
+
+    shutil.copytree(request.getfixturevalue("tiny_purchase_export")[1], "saved_models/purchase/1")
+    Path("data/shop").mkdir(parents=True)
+    Path("data/shop/items.jsonl").write_text(
+        "".join(json.dumps({"item_id": i} | v) + "\n" for i, v in ITEMS.items())
+    )
+    Path("data/shop/events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in EVENTS))
+    names = {"now": T0 + 200, "item_counts_now": {}}
+
+    def check(out):
+        lists = [json.loads(line) for path in Path("out").glob("top_k*.jsonl") for line in path.open()]
+        return sorted(r["user_id"] for r in lists) == ["u1", "u2", "u3"] and Path("out/catalog.npz").is_file()
+
+    return names, check
+
+
 SETUPS = {
     ("data.md", 0): augmentation,
+    ("scoring.md", 0): nightly_top_k,
     ("purchase.md", 0): live_ranking,
     ("training.md", 0): multi_task_trainer,
 }
@@ -150,10 +182,10 @@ def test_every_block_has_a_setup():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", sorted(SETUPS), ids=[f"{n}-{i}" for n, i in sorted(SETUPS)])
-def test_each_block_runs_as_written(key, tmp_path, monkeypatch):
+def test_each_block_runs_as_written(key, tmp_path, monkeypatch, request):
     monkeypatch.chdir(tmp_path)
     code = next(c for name, index, c in blocks("python") if (name, index) == key)
-    names, check = SETUPS[key]()
+    names, check = SETUPS[key](request)
     exec(compile(code, key[0], "exec"), names)  # noqa: S102
     assert check(names), key
 
@@ -170,7 +202,7 @@ def test_the_toml_config_blocks_are_valid_run_configs():
 
 
 @pytest.mark.slow
-def test_the_serving_blocks_run_against_one(tiny_intent_export, tmp_path):
+def test_the_serving_blocks_run_against_one(tiny_intent_export, tiny_purchase_export, tmp_path):
     """The serving guide's gRPC and client blocks, against `ecomrec-tf serve`'s server on TF Serving's
     ports, over tiny intent, purchase and shop-assistant (reply with a decoder) exports."""
     import shutil
@@ -178,15 +210,12 @@ def test_the_serving_blocks_run_against_one(tiny_intent_export, tmp_path):
     from ecomrec_tf.data.event_state import EventState
     from ecomrec_tf.encoders import load_encoder
     from ecomrec_tf.export import export_saved_model
-    from ecomrec_tf.models import ShopAssistant, build_purchase_model, build_reply_model
+    from ecomrec_tf.models import ShopAssistant, build_reply_model
     from ecomrec_tf.serving.dev_server import DevServer
 
     base = tmp_path / "saved_models"
     shutil.copytree(tiny_intent_export[1], base / "intent" / "1")
-    purchase = build_purchase_model(
-        load_encoder("tiny"), 16, vocabulary_sizes={"user": 2, "item": 3, "category": 2}
-    )
-    export_saved_model(purchase, base / "purchase")
+    shutil.copytree(tiny_purchase_export[1], base / "purchase" / "1")
     bank = [{"text": "Sorry to hear that: a colleague will call you today.", "intent": "complaint"}]
     reply = build_reply_model(load_encoder("tiny"), bank, 24, decoder_layers=1, max_reply_length=4)
     export_saved_model(ShopAssistant({"reply": reply}), base / "shop_assistant")

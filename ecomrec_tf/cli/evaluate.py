@@ -17,6 +17,7 @@ from ecomrec_tf.cli.options import (
     run_setting,
     subcommands,
 )
+from ecomrec_tf.errors import ConfigError
 
 
 def evaluate_intent(model, data: str, out: Path, name: str, as_json: bool) -> dict:
@@ -84,6 +85,35 @@ def purchase(args) -> None:
         )
         split = "test" if args.history_events else args.split
         print_purchase_result(evaluate_purchase(model, data, out, split), args.json)
+
+
+def compare(args) -> None:
+    from ecomrec_tf.data.events import read_events, read_items
+    from ecomrec_tf.evaluation.compare import compare_exports
+
+    if len(args.model) < 2:
+        raise ConfigError("evaluate compare: give --model at least twice (the first is the reference)")
+    models = {}
+    for number, path in enumerate(args.model, 1):  # "purchase/3"; a path given twice gets its position
+        name = f"{Path(path).parent.name}/{Path(path).name}"
+        models[f"{name} (#{number})" if name in models else name] = path
+    items = read_items(args.items)
+    events, _ = read_events(args.events, items)
+    earlier = [event for path in args.history_events or () for event in read_events(path, items)[0]]
+    result = compare_exports(models, items, events, earlier, args.history_size, resamples=args.resamples)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return
+    print(f"{result['examples']} views of {result['users']} users; {result['resamples']} bootstrap resamples")
+    print_table(result["versions"], ["auc", "ndcg@10"])
+    reference = next(iter(models))
+    for name, rows in result["differences"].items():
+        print(f"\n{name} - {reference} ({result['level']:.0%} interval, share of resamples ahead):")
+        for metric, row in rows.items():
+            print(
+                f"  {metric:<8} {row['difference']:+.4f}  [{row['low']:+.4f}, {row['high']:+.4f}]  "
+                f"ahead in {row['p_ahead']:.0%}"
+            )
 
 
 def print_reply_result(result: dict, as_json: bool) -> None:
@@ -180,3 +210,23 @@ def register(commands) -> None:
         help="also report, apart, the metrics with this many random catalog negatives per purchase",
     )
     add(parser, "eval_out", "json")
+
+    parser = command(
+        group,
+        "compare",
+        "offline A/B: exported purchase versions on logged events, bootstrap intervals",
+        compare,
+    )
+    parser.add_argument(
+        "--model", action="append", required=True,
+        help="a purchase SavedModel version folder; repeat (saved_models/purchase/1, .../2): the first "
+        "is the reference",
+    )  # fmt: skip
+    add(parser, "items", "events", events={"help": "logged events: every view in it is scored"})
+    parser.add_argument(
+        "--history-events", action="append", default=None,
+        help="earlier events (repeat for several files): histories and counts come from them",
+    )  # fmt: skip
+    parser.add_argument("--history-size", type=int, default=10, help="most recent items per user")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (users drawn again)")
+    add(parser, "json")

@@ -156,22 +156,34 @@ class EventState:
         """One `rank` request row for a user, a query ("" for none) and candidates at `now`: what a
         caller sends to the SavedModel (see the README's Serving section). `texts` maps item ids to
         their texts (`data.task_datasets.item_text`). A new user's history is one "" (padding)."""
+        rows = [self.item_request(item_id, texts, user_id) for item_id in item_ids]
+        request = self.user_request(user_id, now, texts, query)
+        request |= {"candidate_ids": list(item_ids), "candidates": [row["item"] for row in rows]}
+        for name in ("category", "price", *ITEM_FEATURES, *PAIR_FEATURES):
+            request[f"candidate_{name}"] = [row[name] for row in rows]
+        return request
+
+    def user_request(self, user_id: str, now: int, texts: dict[str, str], query: str = "") -> dict:
+        """The user side of a request row at `now` (the `embed_user` signature's inputs)."""
         history = self.history(user_id)
-        rows = [self.item_features(user_id, item_id) for item_id in item_ids]
         request = {
             "user_id": user_id,
             "query": query,
             "history_ids": history or [""],
             "history": [texts[i] for i in history] or [""],
-            "candidate_ids": list(item_ids),
-            "candidates": [texts[i] for i in item_ids],
-            "candidate_category": [self.items[i]["category"] for i in item_ids],
-            "candidate_price": [_price(self.items[i]) for i in item_ids],
         }
-        request.update(self.user_features(user_id, now))
-        for name in (*ITEM_FEATURES, *PAIR_FEATURES):
-            request[f"candidate_{name}"] = [row[name] for row in rows]
-        return request
+        return request | self.user_features(user_id, now)
+
+    def item_request(self, item_id: str, texts: dict[str, str], user_id: str | None = None) -> dict:
+        """The item side of a request row (the `embed_item` signature's inputs); without a user, the
+        user's counts in the item's category are 0 (a catalog row)."""
+        return {
+            "item_id": item_id,
+            "item": texts[item_id],
+            "category": self.items[item_id]["category"],
+            "price": _price(self.items[item_id]),
+            **self.item_features(user_id, item_id, None if user_id else Counter()),
+        }
 
 
 def _price(item: dict) -> float:

@@ -50,13 +50,11 @@ def expected_calibration_error(labels, probabilities, bins: int = 15) -> float:
     return float(error)
 
 
-def ranking_metrics(labels, scores, groups, k: int = 10) -> dict[str, float]:
-    """Mean NDCG@k, Recall@k and MRR over groups (sessions) with at least one positive and one negative.
-
-    Ties are broken by input order (as a sorted results page would be).
-    """
+def ranking_by_group(labels, scores, groups, k: int = 10) -> dict[str, np.ndarray]:
+    """Per group (session) with at least one positive and one negative: its id (`group`), NDCG@k,
+    Recall@k and reciprocal rank. Ties are broken by input order (as a sorted results page would be)."""
     labels, scores, groups = np.asarray(labels), np.asarray(scores), np.asarray(groups)
-    ndcg, recall, reciprocal = [], [], []
+    found = {"group": [], "ndcg": [], "recall": [], "reciprocal_rank": []}
     order = np.lexsort((np.arange(len(scores)), -scores, groups))
     starts = np.flatnonzero(np.r_[True, groups[order][1:] != groups[order][:-1]])
     for begin, end in zip(starts, np.r_[starts[1:], len(order)]):
@@ -66,14 +64,24 @@ def ranking_metrics(labels, scores, groups, k: int = 10) -> dict[str, float]:
             continue
         discounts = 1.0 / np.log2(np.arange(2, len(ranked) + 2))
         ideal = discounts[: min(positives, k)].sum()
-        ndcg.append(float((ranked[:k] * discounts[:k]).sum() / ideal))
-        recall.append(float(ranked[:k].sum() / positives))
-        reciprocal.append(1.0 / (1 + int(np.argmax(ranked))))
+        found["group"].append(groups[order[begin]])
+        found["ndcg"].append(float((ranked[:k] * discounts[:k]).sum() / ideal))
+        found["recall"].append(float(ranked[:k].sum() / positives))
+        found["reciprocal_rank"].append(1.0 / (1 + int(np.argmax(ranked))))
+    return {name: np.asarray(values) for name, values in found.items()}
+
+
+def ranking_metrics(labels, scores, groups, k: int = 10) -> dict[str, float]:
+    """Mean NDCG@k, Recall@k and MRR over groups (sessions) with at least one positive and one negative
+    (`ranking_by_group`)."""
+    by_group = ranking_by_group(labels, scores, groups, k)
+    ranked = len(by_group["group"])
+    mean = lambda name: float(by_group[name].mean()) if ranked else float("nan")  # noqa: E731
     return {
-        f"ndcg@{k}": float(np.mean(ndcg)) if ndcg else float("nan"),
-        f"recall@{k}": float(np.mean(recall)) if recall else float("nan"),
-        "mrr": float(np.mean(reciprocal)) if reciprocal else float("nan"),
-        "ranked_sessions": len(ndcg),
+        f"ndcg@{k}": mean("ndcg"),
+        f"recall@{k}": mean("recall"),
+        "mrr": mean("reciprocal_rank"),
+        "ranked_sessions": ranked,
     }
 
 

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES
 from ecomrec_tf.encoders import load_encoder
-from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models import build_intent_model, build_purchase_model, top_k_items
 from ecomrec_tf.models.purchase_model import candidate_name, input_specs
 from ecomrec_tf.serving.check_export import check_export
@@ -206,9 +205,8 @@ def test_with_an_intent_model_rank_returns_the_query_intent(tiny_encoder, tmp_pa
 
 
 @pytest.mark.slow
-def test_saved_model_signatures_match_the_keras_model(tiny_encoder, tmp_path):
-    model = build(tiny_encoder)  # both modes share the serving code
-    version_dir = export_saved_model(model, tmp_path / "saved_models" / "purchase")
+def test_saved_model_signatures_match_the_keras_model(tiny_purchase_export):
+    model, version_dir = tiny_purchase_export  # two-tower; both modes share the serving code
     assert len(check_export(version_dir, model)) == 3  # ops, session loader + warm-up, outputs
     loaded = tf.saved_model.load(str(version_dir))
     signatures = loaded.signatures
