@@ -381,16 +381,7 @@ class PurchaseModel(TextModel):
         """`rank`'s input tensors from request rows (dicts as `data.event_state.EventState.request`
         makes them, with at least the inputs `rank_specs` names): histories and candidate lists
         padded to the longest with "" (strings) and 0 (numbers)."""
-        specs = self.rank_specs()
-        tensors = {}
-        for name, spec in specs.items():
-            values = [row[name] for row in requests]
-            if spec.shape.rank == 2:
-                width = max([1] + [len(v) for v in values])
-                pad = "" if spec.dtype == tf.string else 0.0
-                values = [list(v) + [pad] * (width - len(v)) for v in values]
-            tensors[name] = tf.constant(values, spec.dtype)
-        return tensors
+        return request_tensors(requests, self.rank_specs())
 
     def serving_signatures(self):
         """`purchase_probability` (= `serving_default`), `embed_user`, `embed_item`, `rank`, from raw strings,
@@ -433,6 +424,20 @@ class PurchaseModel(TextModel):
     @classmethod
     def from_config(cls, config):
         return cls(**deserialize_objects(config, "backbone", "preprocessor", "intent_model"))
+
+
+def request_tensors(requests: list[dict], specs: dict[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
+    """One tensor per spec from request rows (dicts with at least the specs' names): 2-D inputs
+    (histories, candidate lists) padded to the longest row with "" (strings) and 0 (numbers)."""
+    tensors = {}
+    for name, spec in specs.items():
+        values = [row[name] for row in requests]
+        if spec.shape.rank == 2:
+            width = max([1] + [len(v) for v in values])
+            pad = "" if spec.dtype == tf.string else 0.0
+            values = [list(v) + [pad] * (width - len(v)) for v in values]
+        tensors[name] = tf.constant(values, spec.dtype)
+    return tensors
 
 
 def candidate_name(name: str) -> str:

@@ -19,7 +19,7 @@ shards the work, the package only says what to compute:
 `SavedModelHandler` is RunInference's model handler for our exports: Beam's own `TFModelHandlerTensor`
 loads with `tf.keras.models.load_model`, which under Keras 3 reads only `.keras` files, and our signatures
 take named inputs; this one loads the SavedModel with `tf.saved_model.load` (as TF Serving does) and
-batches request rows into a signature's inputs, padding ragged lists as `PurchaseModel.rank_inputs` does.
+batches request rows into a signature's inputs (`models.purchase_model.request_tensors`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from ecomrec_tf.data.event_state import ITEM_FEATURES, EventState
 from ecomrec_tf.data.events import EVENT_TYPES
 from ecomrec_tf.data.task_datasets import item_text
+from ecomrec_tf.models.purchase_model import request_tensors
 
 
 class SavedModelHandler(ModelHandler[dict, PredictionResult, object]):
@@ -73,17 +74,7 @@ class SavedModelHandler(ModelHandler[dict, PredictionResult, object]):
         return function
 
     def run_inference(self, batch: Sequence[dict], model, inference_args=None) -> Iterable[PredictionResult]:
-        import tensorflow as tf
-
-        specs = model.structured_input_signature[1]
-        inputs = {}
-        for name, spec in specs.items():
-            values = [row[name] for row in batch]
-            if spec.shape.rank == 2:  # ragged lists (histories, candidates): pad to the longest
-                width = max([1] + [len(value) for value in values])
-                pad = "" if spec.dtype == tf.string else 0.0
-                values = [list(value) + [pad] * (width - len(value)) for value in values]
-            inputs[name] = tf.constant(values, spec.dtype)
+        inputs = request_tensors(batch, model.structured_input_signature[1])
         outputs = {name: value.numpy() for name, value in model(**inputs).items()}
         return [
             PredictionResult(row, {name: value[i] for name, value in outputs.items()}, self.path)
@@ -92,10 +83,6 @@ class SavedModelHandler(ModelHandler[dict, PredictionResult, object]):
 
     def get_metrics_namespace(self) -> str:
         return "ecomrec_tf"
-
-
-def _single_user_state(items: dict[str, dict], history_size: int) -> EventState:
-    return EventState(items, history_size)
 
 
 def _time_order(event: dict):
@@ -122,7 +109,7 @@ class UserRows(beam.PTransform):
 
         def row(user_events):
             user_id, events = user_events
-            state = _single_user_state(items, size)
+            state = EventState(items, size)
             for event in sorted(events, key=_time_order):
                 state.apply(event)
             return user_id, state.user_request(user_id, now, texts) | {"now": now}
@@ -150,7 +137,7 @@ class _FreshRow(beam.DoFn):
 
     def process(self, keyed, stored=beam.DoFn.StateParam(STATE)):  # noqa: B008  (Beam's state API)
         user_id, event = keyed
-        state = _single_user_state(self.items, self.history_size)
+        state = EventState(self.items, self.history_size)
         if (user := stored.read()) is not None:
             state.users[user_id] = user
         state.apply(event)

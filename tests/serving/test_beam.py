@@ -45,18 +45,9 @@ TEXTS = {item_id: item_text(item) for item_id, item in ITEMS.items()}
 
 def columns(rows: list[dict], side: str):
     """Rows as the Keras model's `embed_users` / `embed_items` inputs."""
-    import tensorflow as tf
+    from ecomrec_tf.models.purchase_model import input_specs, request_tensors
 
-    from ecomrec_tf.models.purchase_model import input_specs
-
-    inputs = {}
-    for name, spec in input_specs(side=side).items():
-        values = [row[name] for row in rows]
-        if spec.shape.rank == 2:
-            width = max(len(value) for value in values)
-            values = [list(value) + [""] * (width - len(value)) for value in values]
-        inputs[name] = tf.constant(values, spec.dtype)
-    return inputs
+    return request_tensors(rows, input_specs(side=side))
 
 
 def expected_top_k(model, user: str, now: int, counts: dict) -> list[str]:
