@@ -34,7 +34,14 @@ from ecomrec_tf.data.task_datasets import item_text
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.export import export_saved_model
 from ecomrec_tf.models import build_purchase_model
-from ecomrec_tf.serving.beam import CatalogVectors, SavedModelHandler, TopK, UserRows, item_counts
+from ecomrec_tf.serving.beam import (
+    CatalogVectors,
+    SavedModelHandler,
+    TopK,
+    UserRows,
+    catalog_row,
+    item_counts,
+)
 
 K = 10
 
@@ -50,8 +57,8 @@ def in_process(export: Path, items: dict, events: list[dict], now: int, batch_si
     texts = {item_id: item_text(item) for item_id, item in items.items()}
     ids = sorted(items)
     counts = item_counts(events)
-    rows = [state.item_request(i, texts) | counts.get(i, {}) for i in ids]
-    rows = [row | {n: float(row.get(n, 0)) for n in ("item_views", "item_purchases")} for row in rows]
+    rows = [catalog_row(state, texts, counts, item_id) for item_id in ids]
+    position = {item_id: i for i, item_id in enumerate(ids)}
     matrix = np.concatenate(
         [
             np.stack(
@@ -64,7 +71,7 @@ def in_process(export: Path, items: dict, events: list[dict], now: int, batch_si
         ]
     )
     users = sorted(state.users)
-    best = 0
+    scored = 0
     for start in range(0, len(users), batch_size):
         batch = [state.user_request(u, now, texts) for u in users[start : start + batch_size]]
         vectors = np.stack(
@@ -72,10 +79,9 @@ def in_process(export: Path, items: dict, events: list[dict], now: int, batch_si
         )
         scores = vectors @ matrix.T
         for row, user_scores in zip(batch, scores):
-            seen = [ids.index(i) for i in row["history_ids"] if i in items]
-            user_scores[seen] = -np.inf
-            best += len(np.argsort(-user_scores)[:K]) > 0
-    return best
+            user_scores[[position[i] for i in row["history_ids"] if i in position]] = -np.inf
+            scored += len(np.argsort(-user_scores, kind="stable")[:K]) == K
+    return scored
 
 
 def main() -> None:

@@ -178,10 +178,7 @@ class CatalogVectors(beam.PTransform):
         state = EventState(items)
 
         def row(item_id):
-            found = counts.get(item_id, {})
-            return state.item_request(item_id, texts) | {
-                name: float(found.get(name, 0)) for name in ITEM_FEATURES
-            }
+            return catalog_row(state, texts, counts, item_id)
 
         def matrix(results):
             results = sorted(results, key=lambda result: result.example["item_id"])
@@ -270,6 +267,13 @@ class WriteEvents(beam.PTransform):
                 shards=1,
             )
         )
+
+
+def catalog_row(state: EventState, texts: dict[str, str], counts: dict, item_id: str) -> dict:
+    """An `embed_item` row of a catalog item: no user (category counts 0), the item's counts from
+    `counts` (`item_counts`; 0 without)."""
+    found = counts.get(item_id, {})
+    return state.item_request(item_id, texts) | {name: float(found.get(name, 0)) for name in ITEM_FEATURES}
 
 
 def save_catalog(catalog: dict, path: str) -> str:
