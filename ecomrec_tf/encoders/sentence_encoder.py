@@ -47,16 +47,25 @@ class SentenceEncoder(keras.layers.Layer):
         self.hidden_dim = backbone.hidden_dim
 
     def call(self, texts, training=None):
-        flat = tf.reshape(texts, [-1])
-        unique, index = tf.unique(flat)
+        """`texts`: a string tensor, or a list of them, encoded in one backbone pass (one graph, and
+        a text found in several is encoded once); a list gives a list of `(vectors, present)`."""
+        if not isinstance(texts, (list, tuple)):
+            return self.call([texts], training)[0]
+        flat = [tf.reshape(part, [-1]) for part in texts]
+        unique, index = tf.unique(tf.concat(flat, axis=0))
         features = self.preprocessor(unique)
         tokens = self.backbone(features, training=training)["sequence_output"]
-        vectors = tf.cast(self.pooling(tokens, mask=features["padding_mask"]), tf.float32)  # (U, H)
-        shape = tf.concat([tf.shape(texts), [self.hidden_dim]], axis=0)
-        present = tf.strings.length(tf.strings.strip(texts)) > 0
-        return tf.reshape(tf.gather(vectors, index), shape), present
+        vectors = tf.gather(tf.cast(self.pooling(tokens, mask=features["padding_mask"]), tf.float32), index)
+        outputs = []
+        for part, vectors_of_part in zip(texts, tf.split(vectors, [tf.size(f) for f in flat])):
+            shape = tf.concat([tf.shape(part), [self.hidden_dim]], axis=0)
+            present = tf.strings.length(tf.strings.strip(part)) > 0
+            outputs.append((tf.reshape(vectors_of_part, shape), present))
+        return outputs
 
     def compute_output_spec(self, texts, training=None):
+        if isinstance(texts, (list, tuple)):
+            return [self.compute_output_spec(part) for part in texts]
         return (
             keras.KerasTensor(tuple(texts.shape) + (self.hidden_dim,), dtype="float32"),
             keras.KerasTensor(tuple(texts.shape), dtype="bool"),

@@ -198,9 +198,9 @@ class PurchaseModel(TextModel):
     def vectorize(self, raw: dict) -> dict:
         """Raw inputs -> `core`'s inputs: text vectors, masks, the query's intent vector; ids and
         counts unchanged."""
-        history, history_mask = self.encoder(raw["history"])
-        item, _ = self.encoder(raw["item"])
-        query, has_query = self.encoder(raw["query"])
+        (history, history_mask), (item, _), (query, has_query) = self.encoder(
+            [raw["history"], raw["item"], raw["query"]]
+        )  # one encoder pass: a candidate also in the history is encoded once
         vectors = {name: value for name, value in raw.items() if name not in ("history", "item", "query")}
         vectors |= {"history": history, "history_mask": history_mask, "item": item, "query": query,
                     "has_query": has_query}  # fmt: skip
