@@ -140,9 +140,8 @@ def _write_out(archive: keras.export.ExportArchive, path: Path) -> None:
     signatures = {}
     for name in archive._endpoint_names:
         signatures[name] = archive._get_concrete_fn(name).get_concrete_function()
-        setattr(
-            archive._tf_trackable, name, signatures[name]
-        )  # the saved attribute: this trace, not a new one
+        # The endpoint attribute is saved as this trace, not traced again.
+        setattr(archive._tf_trackable, name, signatures[name])
     tf.saved_model.save(archive._tf_trackable, str(path), signatures=signatures)
 
 
