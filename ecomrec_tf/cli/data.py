@@ -21,7 +21,9 @@ def intents(args) -> None:
 def generate(args) -> None:
     from ecomrec_tf.data.shop import ShopConfig, generate_shop
 
-    summary = generate_shop(args.out, ShopConfig(users=args.users, seed=args.seed))
+    summary = generate_shop(
+        args.out, ShopConfig(users=args.users, seed=args.seed, image_dim=getattr(args, "image_dim", 0))
+    )
     events = sum(summary["events"].values())
     print(f"wrote {args.out}: {summary['items']} items, {events} events, ", end="")
     print(f"{summary['dialogues']} dialogues, the intent set")
@@ -62,6 +64,12 @@ def register(commands) -> None:
     )
     add(parser, "out", "seed")
     parser.add_argument("--users", type=int, default=2000, help="users of the shop (events grow with them)")
+    parser.add_argument(
+        "--image-dim",
+        type=int,
+        default=0,
+        help="> 0: items get an image vector of this size carrying a hidden style users prefer (0: none)",
+    )
     parser = command(
         group,
         "split",

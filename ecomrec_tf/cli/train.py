@@ -65,6 +65,8 @@ def purchase(args) -> None:
         encoder=args.encoder,
         mode=args.mode,
         parts=parts(args.parts),
+        item_features=args.item_features,
+        fusion=args.fusion,
         id_l2=args.id_l2,
         catalog_negatives=args.catalog_negatives,
         epochs=args.epochs,
@@ -224,6 +226,16 @@ def register(commands) -> None:
         default="ids,counts",
         help="what the model reads besides item texts, query and price: 'ids,counts', 'ids', 'counts' or "
         "'text' (texts only)",
+    )
+    parser.add_argument(
+        "--item-features",
+        choices=["auto", "none"],
+        default="auto",
+        help="'auto': fuse the image vectors and attributes the items file has with the item texts; "
+        "'none': texts only",
+    )
+    parser.add_argument(
+        "--fusion", choices=["gated", "concat"], default="gated", help="how item features join the text"
     )
     parser.add_argument(
         "--id-l2",

@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from collections import Counter, OrderedDict, deque
 
+from ecomrec_tf.data.item_features import ItemFeatures
+
 # Purchases within this many seconds after a view make that view a purchased one.
 LABEL_WINDOW = 86_400
 WINDOWS = (5, 50)  # the user's recent views, for recent purchase rates
@@ -60,6 +62,8 @@ class EventState:
     Args:
         items: the catalog by item id (`data.events.read_items`): categories and prices.
         history_size: items kept per user history (most recent distinct clicked, carted or bought).
+        catalog_features: the items' image vectors and attributes that requests carry
+            (`ItemFeatures.infer(items)` unless given).
 
     Example:
         >>> state = EventState({"A": {"category": "shoes", "price": 80.0}})
@@ -68,9 +72,12 @@ class EventState:
         (60.0, 1.0)
     """
 
-    def __init__(self, items: dict[str, dict], history_size: int = 10):
+    def __init__(
+        self, items: dict[str, dict], history_size: int = 10, catalog_features: ItemFeatures | None = None
+    ):
         self.items = items
         self.history_size = history_size
+        self.catalog_features = ItemFeatures.infer(items) if catalog_features is None else catalog_features
         self.users: dict[str, _User] = {}
         self.item_views: Counter = Counter()
         self.item_purchases: Counter = Counter()
@@ -159,7 +166,7 @@ class EventState:
         rows = [self.item_request(item_id, texts, user_id) for item_id in item_ids]
         request = self.user_request(user_id, now, texts, query)
         request |= {"candidate_ids": list(item_ids), "candidates": [row["item"] for row in rows]}
-        for name in ("category", "price", *ITEM_FEATURES, *PAIR_FEATURES):
+        for name in ("category", "price", *ITEM_FEATURES, *PAIR_FEATURES, *self.catalog_features.shapes()):
             request[f"candidate_{name}"] = [row[name] for row in rows]
         return request
 
@@ -172,6 +179,11 @@ class EventState:
             "history_ids": history or [""],
             "history": [texts[i] for i in history] or [""],
         }
+        rows = [self.catalog_features.values(self.items[i]) for i in history] or [
+            self.catalog_features.values(None)
+        ]
+        for name in self.catalog_features.shapes():
+            request[f"history_{name}"] = [row[name] for row in rows]
         return request | self.user_features(user_id, now)
 
     def item_request(self, item_id: str, texts: dict[str, str], user_id: str | None = None) -> dict:
@@ -182,6 +194,7 @@ class EventState:
             "item": texts[item_id],
             "category": self.items[item_id]["category"],
             "price": _price(self.items[item_id]),
+            **self.catalog_features.values(self.items[item_id]),
             **self.item_features(user_id, item_id, None if user_id else Counter()),
         }
 

@@ -16,21 +16,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ecomrec_tf.data.event_state import LABEL_WINDOW, EventState
+from ecomrec_tf.data.item_features import parse_item_features
 from ecomrec_tf.data.readers import DataError, iter_records, read_records
 
 EVENT_TYPES = ("view", "click", "cart", "purchase")
 
 
 def read_items(path: str | Path) -> dict[str, dict]:
-    """Reads items `{item_id, title, description?, category, price?}` keyed by `item_id`.
+    """Reads items `{item_id, title, description?, category, price?, image_vector?, attributes?}` keyed
+    by `item_id`.
 
-    A missing `description` becomes ""; `price`, when given, must be a non-negative number.
+    A missing `description` becomes ""; `price`, when given, must be a non-negative number;
+    `image_vector` and `attributes` are checked and normalised by `item_features.parse_item_features`
+    (None and `{}` when absent).
 
     Raises:
         DataError: naming the file and line (or record) of a bad item, or a duplicated `item_id`.
     """
     path = Path(path)
     items: dict[str, dict] = {}
+    image_size: dict[str, int] = {}  # the first image vector's length
     for where, record in read_records(path, ("item_id", "title", "category"), optional=("description",)):
         price = record.get("price")
         if price not in (None, ""):
@@ -44,7 +49,16 @@ def read_items(path: str | Path) -> dict[str, dict]:
             price = None
         if record["item_id"] in items:
             raise DataError(f"{where}: duplicate item_id {record['item_id']!r}")
-        items[record["item_id"]] = {**record, "description": record.get("description") or "", "price": price}
+        features = parse_item_features(record, where)
+        if features["image_vector"] is not None:
+            size = image_size.setdefault("size", len(features["image_vector"]))
+            if size != len(features["image_vector"]):
+                raise DataError(
+                    f"{where}: field 'image_vector' has {len(features['image_vector'])} values, earlier "
+                    f"items' have {size}; compute every item's with one image model"
+                )
+        items[record["item_id"]] = {**record, "description": record.get("description") or "", "price": price,
+                                    **features}  # fmt: skip
     return items
 
 

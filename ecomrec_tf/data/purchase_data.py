@@ -207,7 +207,8 @@ def _merged(*logs) -> Iterator[dict]:
 
 class VectorCache:
     """The frozen encoder's vector of every item text and query, computed once, and batches of
-    `PurchaseModel.core`'s inputs built from them.
+    `PurchaseModel.core`'s inputs built from them (with the items' image vectors and attributes when
+    the model takes them).
 
     Args:
         model: the `PurchaseModel` whose encoder (and intent model) to run.
@@ -231,6 +232,10 @@ class VectorCache:
             return tf.constant(encode_in_batches(function, texts, batch_size, progress, description))
 
         self.item_vectors = vectors(encode, texts, "encoding items")
+        self.item_features = {
+            name: tf.constant(matrix)
+            for name, matrix in model.item_features.matrices(self.item_ids, items).items()
+        }
         self.query_vectors = vectors(encode, self.queries, "encoding queries")
         self.query_intents = None
         if model.intent_model is not None:
@@ -269,6 +274,7 @@ class VectorCache:
             buffer = len(examples) if isinstance(examples, list) else min(len(examples), SHUFFLE_BUFFER)
             dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
         item_vectors, query_vectors, intents = self.item_vectors, self.query_vectors, self.query_intents
+        item_features = self.item_features
         no_query = self.query_row[""]
 
         def gather(x, label):
@@ -283,6 +289,9 @@ class VectorCache:
             }
             if intents is not None:
                 features["query_intent"] = tf.gather(intents, indices["query"])
+            for name, matrix in item_features.items():
+                features[name] = tf.gather(matrix, indices["item"])
+                features[f"history_{name}"] = tf.gather(matrix, tf.maximum(indices["history"], 0))
             return features, label
 
         return dataset.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)

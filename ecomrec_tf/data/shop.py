@@ -7,10 +7,16 @@ Purchases follow a ground-truth model that the generator reports (`ShopTruth`):
 
     P(purchase | user, item, query) = sigmoid(BIAS + AFFINITY * log(n_categories * affinity[user, category])
                                               - PRICE * sensitivity[user] * log(price / category median)
-                                              + MATCH * share of query words in the item title)
+                                              + MATCH * share of query words in the item title
+                                              + APPEAL[item's style]
+                                              + STYLE * [item's style is the user's preferred style])
 
-so the AUC of the true probabilities on held-out events, the oracle AUC, is the ceiling a purchase
-model is measured against.
+where the style terms exist only in a shop with images (`ShopConfig(image_dim=...)`): each item then
+has a hidden style (one of `STYLES`) that no text says, and an `image_vector` (its style's centre plus
+noise, missing for `image_missing` of the items), so only a model that reads images can learn them.
+Some styles look better to everyone (`APPEAL`), each user prefers one, and users also click more of
+what they prefer (so their histories show it). The AUC of the true probabilities on held-out events, the
+oracle AUC, is the ceiling a purchase model is measured against.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ from ecomrec_tf.data.reply_bank import REPLY_BANK, fill_reply
 from ecomrec_tf.progress import progress_bar
 
 START_TIME = 1_735_689_600  # 2025-01-01T00:00:00Z; event timestamps are Unix seconds
-BIAS, AFFINITY, PRICE, MATCH = -4.0, 0.9, 1.2, 2.5
+BIAS, AFFINITY, PRICE, MATCH, STYLE = -4.0, 0.9, 1.2, 2.5, 2.0
+STYLES = 4  # hidden item styles, seen only in the image vectors
+APPEAL = (0.8, 0.3, -0.3, -0.8)  # each style's effect on everyone's purchase logit
+CLICK, PREFERRED_CLICK = 0.25, 0.6  # click probability of a view not bought: any item, a preferred style
 MODEL_WORDS = ["Pro", "Lite", "Air", "Max", "Plus", "Sport", "Classic", "Ultra", "Flex", "Eco"]
 FEATURES = ["lightweight", "durable", "water-resistant", "recycled materials", "two-year warranty",
             "fast charging", "machine washable", "ergonomic design", "easy to clean", "compact"]  # fmt: skip
@@ -49,6 +58,8 @@ class ShopConfig:
     sessions_per_user: float = 4.0  # Poisson mean
     candidates_per_session: int = 8
     conversations_per_user: float = 0.5
+    image_dim: int = 0  # > 0: items get an image vector carrying a hidden style users prefer
+    image_missing: float = 0.1  # share of items without an image (with image_dim)
 
 
 def generate_catalog(seed: int = 0, items_per_category: int = 40) -> list[dict]:
@@ -75,11 +86,28 @@ def generate_catalog(seed: int = 0, items_per_category: int = 40) -> list[dict]:
     return items
 
 
+def item_style(seed: int, item_id: str) -> int:
+    """The hidden style of an item (in a shop with images)."""
+    return random.Random(f"style-{seed}-{item_id}").randrange(STYLES)
+
+
+def image_vector(seed: int, item_id: str, image_dim: int, missing: float = 0.0) -> list[float] | None:
+    """An item's image vector: its style's centre plus noise, as an image model's embedding would
+    cluster items that look alike; None (no image) for a share `missing` of items."""
+    rng = np.random.default_rng([seed, 7, int.from_bytes(item_id.encode()[-6:], "big")])
+    if rng.random() < missing:
+        return None
+    centres = np.random.default_rng([seed, 77]).normal(size=(STYLES, image_dim))
+    vector = centres[item_style(seed, item_id)] + rng.normal(scale=0.7, size=image_dim)
+    return [round(float(v), 4) for v in vector]
+
+
 class ShopTruth:
     """The generator's ground truth: each user's latent preferences and the purchase probability."""
 
-    def __init__(self, catalog: list[dict], seed: int = 0):
+    def __init__(self, catalog: list[dict], seed: int = 0, image_dim: int = 0):
         self.seed = seed
+        self.image_dim = image_dim
         self.categories = sorted({item["category"] for item in catalog})
         self.items = {item["item_id"]: item for item in catalog}
         by_category: dict[str, list[float]] = {}
@@ -92,11 +120,16 @@ class ShopTruth:
         rng = np.random.default_rng([self.seed, index])
         return rng.dirichlet(np.full(len(self.categories), 0.3)) + 1e-4, float(rng.lognormal(0.0, 0.5))
 
+    def preferred_style(self, index: int) -> int | None:
+        """The style user `index` prefers (None in a shop without images)."""
+        return int(np.random.default_rng([self.seed, index, 2]).integers(STYLES)) if self.image_dim else None
+
     def probability(self, user_index: int, item_id: str, query: str | None = None) -> float:
         affinity, sensitivity = self.user(user_index)
-        return self._probability(affinity, sensitivity, self.items[item_id], query)
+        style = self.preferred_style(user_index)
+        return self._probability(affinity, sensitivity, self.items[item_id], query, style)
 
-    def _probability(self, affinity, sensitivity, item, query) -> float:
+    def _probability(self, affinity, sensitivity, item, query, style=None) -> float:
         category = self.categories.index(item["category"])
         logit = BIAS + AFFINITY * math.log(len(self.categories) * affinity[category])
         logit -= PRICE * sensitivity * math.log(item["price"] / self.median_price[item["category"]])
@@ -104,6 +137,9 @@ class ShopTruth:
             words = query.lower().split()
             title = item["title"].lower()
             logit += MATCH * sum(word in title for word in words) / len(words)
+        if style is not None:
+            look = item_style(self.seed, item["item_id"])
+            logit += APPEAL[look] + STYLE * (look == style)
         return 1.0 / (1.0 + math.exp(-logit))
 
 
@@ -118,10 +154,15 @@ def _query(item: dict, rng: random.Random) -> str:
     return add_noise(" ".join(parts), rng, typo_rate=0.2)
 
 
+def _prefers(style: int | None, seed: int, item: dict) -> bool:
+    return style is not None and style == item_style(seed, item["item_id"])
+
+
 def _user_events(truth: ShopTruth, by_category: dict[str, list[dict]], index: int, config: ShopConfig,
                  oracle: np.ndarray) -> Iterator[dict]:  # fmt: skip
     rng = random.Random(f"user-{config.seed}-{index}")
     affinity, sensitivity = truth.user(index)
+    style = truth.preferred_style(index)
     user_id = f"U{index:07d}"
     time = START_TIME + rng.randrange(0, 30 * 86_400)
     for _ in range(np.random.default_rng([config.seed, index, 1]).poisson(config.sessions_per_user)):
@@ -132,13 +173,13 @@ def _user_events(truth: ShopTruth, by_category: dict[str, list[dict]], index: in
         query = _query(rng.choice(candidates), rng) if rng.random() < 0.7 else None
         for item in candidates:
             time += rng.randrange(5, 120)
-            p = truth._probability(affinity, sensitivity, item, query)
+            p = truth._probability(affinity, sensitivity, item, query, style)
             bought = rng.random() < p
             oracle[int(bought), min(int(p * ORACLE_BINS), ORACLE_BINS - 1)] += 1
             steps = ["view"]
             if bought:
                 steps += ["click", "cart", "purchase"]
-            elif rng.random() < 0.25:
+            elif rng.random() < (PREFERRED_CLICK if _prefers(style, config.seed, item) else CLICK):
                 steps += ["click"] + (["cart"] if rng.random() < 0.3 else [])
             for event in steps:
                 record = {"user_id": user_id, "item_id": item["item_id"], "timestamp": time, "event": event}
@@ -205,10 +246,15 @@ def generate_shop(out_dir: str | Path, config: ShopConfig | None = None, progres
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     catalog = generate_catalog(config.seed, config.items_per_category)
-    truth = ShopTruth(catalog, config.seed)
+    truth = ShopTruth(catalog, config.seed, config.image_dim)
     by_category: dict[str, list[dict]] = {}
     for item in catalog:
         by_category.setdefault(item["category"], []).append(item)
+    if config.image_dim:
+        for item in catalog:
+            vector = image_vector(config.seed, item["item_id"], config.image_dim, config.image_missing)
+            if vector is not None:
+                item["image_vector"] = vector
     _write_jsonl(out / "items.jsonl", catalog)
 
     oracle = np.zeros((2, ORACLE_BINS), dtype=np.int64)

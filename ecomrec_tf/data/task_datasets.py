@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecomrec_tf.data.event_state import FEATURES
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.data.pipeline import CHAR_BUCKETS, Augment, map_with_seeds, shard_for
 
 SPEAKERS = ("[customer]", "[agent]")
@@ -101,8 +102,9 @@ def purchase_dataset(
 ) -> tf.data.Dataset:
     """Batches of `(raw inputs, label)` for `models.PurchaseModel` from `events.purchase_examples`.
 
-    The inputs are `purchase_columns` (only those named in `inputs`, e.g. `model.input`, when given),
-    with `history` and `history_ids` padded to each batch's longest history. `augment` (training
+    The inputs are `purchase_columns` and the items' image vectors and attributes
+    (`item_features.ItemFeatures.infer(items)`), only those named in `inputs` (e.g. `model.input`) when
+    given, with histories padded to each batch's longest. `augment` (training
     only) rewrites queries; `input_context` gives this input pipeline its share, as in
     `pipeline.text_classification_dataset`; `bucket` groups examples of similar item-text length.
     """
@@ -111,19 +113,34 @@ def purchase_dataset(
     labels = columns.pop("label")
     names = set(inputs or columns) | {"item", "query"}
     features = {name: value for name, value in columns.items() if name in names}
+    lengths = (columns["history_ids"] != "").sum(axis=1)
+    catalog = ItemFeatures.infer(items)
+    ids = sorted(items)
+    row = {item_id: i for i, item_id in enumerate(ids)}
+    for name, matrix in catalog.matrices([*ids, None], {**items, None: None}).items():  # last row: padding
+        if name in names or inputs is None:
+            features[name] = matrix[[row[i] for i in columns["item_id"]]]
+        if f"history_{name}" in names or inputs is None:
+            rows = np.vectorize(lambda i: row.get(i, -1), otypes=[np.int64])(columns["history_ids"])
+            features[f"history_{name}"] = tf.RaggedTensor.from_tensor(tf.constant(matrix[rows]), lengths)
     for name in ("history", "history_ids"):
         if name in features:
-            features[name] = tf.RaggedTensor.from_tensor(tf.constant(features[name]), padding="")
+            features[name] = tf.RaggedTensor.from_tensor(tf.constant(features[name]), lengths)
     dataset = tf.data.Dataset.from_tensor_slices((features, labels))
     dataset = _finish(dataset, len(examples), batch_size, shuffle, seed, augment, "query", "item", bucket)
-    ragged = [name for name in ("history", "history_ids") if name in features]
-    return dataset.map(lambda x, y: ({**x, **{name: pad_histories(x[name]) for name in ragged}}, y))
+    pads = {"history": "", "history_ids": ""}
+    pads |= {f"history_{name}": values[0] for name, values in catalog.values(None).items()}
+    ragged = {name: pad for name, pad in pads.items() if name in features}
+    return dataset.map(
+        lambda x, y: ({**x, **{name: pad_histories(x[name], pad) for name, pad in ragged.items()}}, y)
+    )
 
 
-def pad_histories(history: tf.RaggedTensor) -> tf.Tensor:
-    """Ragged `(batch, None)` item texts -> dense, "" padded, at least one column wide."""
+def pad_histories(history: tf.RaggedTensor, pad="") -> tf.Tensor:
+    """Ragged `(batch, None, ...)` histories (item texts, ids, item features) -> dense, `pad` padded, at
+    least one item wide."""
     width = tf.maximum(history.bounding_shape(axis=1), 1)
-    return history.to_tensor("", shape=tf.stack([history.nrows(), width]))
+    return history.to_tensor(pad, shape=[history.nrows(), width, *history.shape[2:]])
 
 
 def dialogue_context(turns: list[str], max_turns: int = 3) -> str:

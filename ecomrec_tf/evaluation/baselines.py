@@ -131,8 +131,8 @@ def oracle(items: dict[str, dict], shop_dir: str | Path, examples: Sequence[dict
         return None
     from ecomrec_tf.data.shop import ShopTruth
 
-    seed = json.loads(summary.read_text())["config"]["seed"]
-    truth = ShopTruth(list(items.values()), seed)
+    config = json.loads(summary.read_text())["config"]
+    truth = ShopTruth(list(items.values()), config["seed"], config.get("image_dim", 0))
 
     def scores(examples: Sequence[dict]) -> np.ndarray:
         return np.array(

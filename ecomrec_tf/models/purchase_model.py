@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
 
 from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES, USER_FEATURES
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 from ecomrec_tf.heads.count_features import CountFeatures
 from ecomrec_tf.heads.id_embedding import IdEmbedding
+from ecomrec_tf.heads.item_fusion import ItemFusion
 from ecomrec_tf.heads.purchase_layers import Calibration, apply_layers, feed_forward, text_similarities
 from ecomrec_tf.heads.target_attention import TargetAttention
 from ecomrec_tf.models.text_model import TextModel
@@ -21,9 +25,12 @@ PARTS = ("ids", "counts")  # what the model reads besides item texts, query and 
 ID_KINDS = ("user", "item", "category")
 
 
-def input_specs(parts=PARTS, side: str = "all") -> dict[str, tf.TensorSpec]:
-    """Raw inputs by name for the model's `parts`: `side` "user" (history, query, ...), "item" (the
-    candidate) or "all". Shapes are per example: `(batch,)`, histories `(batch, items)`."""
+def input_specs(
+    parts=PARTS, side: str = "all", features: ItemFeatures | None = None
+) -> dict[str, tf.TensorSpec]:
+    """Raw inputs by name for the model's `parts` and item `features` (`data.item_features`): `side`
+    "user" (history, query, ...), "item" (the candidate) or "all". Shapes are per example: `(batch,)`,
+    histories `(batch, items)`, item features `(batch, size)` and `(batch, items, size)`."""
     user = {"history": ((None, None), tf.string), "query": ((None,), tf.string)}
     item = {"item": ((None,), tf.string), "price": ((None,), tf.float32)}
     if "ids" in parts:
@@ -32,22 +39,26 @@ def input_specs(parts=PARTS, side: str = "all") -> dict[str, tf.TensorSpec]:
     if "counts" in parts:
         user |= {name: ((None,), tf.float32) for name in USER_FEATURES}
         item |= {name: ((None,), tf.float32) for name in (*ITEM_FEATURES, *PAIR_FEATURES)}
+    for name, (size, dtype) in (features or ItemFeatures()).shapes().items():
+        user[f"history_{name}"] = ((None, None, size), tf.as_dtype(dtype))
+        item[name] = ((None, size), tf.as_dtype(dtype))
     chosen = {"user": user, "item": item, "all": user | item}[side]
     return {name: tf.TensorSpec(shape, dtype, name=name) for name, (shape, dtype) in chosen.items()}
 
 
-def raw_inputs(parts=PARTS) -> dict[str, keras.KerasTensor]:
+def raw_inputs(parts=PARTS, features: ItemFeatures | None = None) -> dict[str, keras.KerasTensor]:
     """Symbolic raw inputs (`input_specs`): `history` `(batch, items)` item texts ("" pads), `item`,
     `query` ("" for none), `price` (NaN when unknown); with ids `user_id`, `item_id`, `history_ids`
-    (aligned with `history`), `category`; with counts the `data.event_state.FEATURES`."""
+    (aligned with `history`), `category`; with counts the `data.event_state.FEATURES`; with item
+    `features` `image_vector`, `numeric_attributes`, `categorical_attributes` and their `history_` forms."""
     return {
         name: keras.Input(spec.shape[1:], dtype=spec.dtype.name, name=name)
-        for name, spec in input_specs(parts).items()
+        for name, spec in input_specs(parts, features=features).items()
     }
 
 
 def vector_inputs(
-    hidden_dim: int, intent_dim: int | None = None, parts=PARTS
+    hidden_dim: int, intent_dim: int | None = None, parts=PARTS, features: ItemFeatures | None = None
 ) -> dict[str, keras.KerasTensor]:
     """Symbolic inputs of `PurchaseModel.core`: what `PurchaseModel.vectorize` makes of the raw inputs
     (texts become the frozen encoder's vectors; ids and counts pass through)."""
@@ -59,7 +70,7 @@ def vector_inputs(
         "has_query": keras.Input((), dtype="bool", name="has_query"),
         "price": keras.Input((), name="price"),
     }
-    raw = raw_inputs(parts)
+    raw = raw_inputs(parts, features)
     inputs |= {name: raw[name] for name in raw if name not in ("history", "item", "query", "price")}
     if intent_dim:
         inputs["query_intent"] = keras.Input((intent_dim,), name="query_intent")
@@ -88,6 +99,11 @@ class PurchaseModel(TextModel):
       (text + price + item id + category + item counts) give unit vectors whose cosine, scaled, is
       the logit; items can be retrieved from a large catalog by dot product.
 
+    With `item_features` (`data.item_features.ItemFeatures`: an image vector, numeric and categorical
+    attributes per item), every item's text vector, history and candidate alike, is first fused with
+    them (`heads.ItemFusion`, `fusion` "gated" or "concat"), item by item: an item missing them keeps
+    its text vector.
+
     Both modes output `user_vector` and `item_vector` (the towers) and a calibrated probability
     (Platt scaling fitted on validation data by `calibrate`). With `intent_model` (a trained
     `IntentModel`, frozen), the query's intent vector joins the query's representation, and `rank`
@@ -114,6 +130,9 @@ class PurchaseModel(TextModel):
             (their vocabularies are set from training data by `set_vocabularies`).
         id_dim: size of the id embeddings.
         id_l2: L2 penalty on the id embeddings a batch looks up.
+        item_features: `ItemFeatures` (or its config) of the catalog's image vectors and attributes,
+            which the model then takes as inputs; None for text only.
+        fusion: how they join the text vector: `"gated"` or `"concat"` (`heads.ItemFusion`).
 
     Example:
         >>> from ecomrec_tf.encoders import load_encoder
@@ -140,6 +159,8 @@ class PurchaseModel(TextModel):
         vocabulary_sizes: dict[str, int] | None = None,
         id_dim: int = 32,
         id_l2: float = 1.0,
+        item_features: ItemFeatures | dict | None = None,
+        fusion: str = "gated",
         **kwargs,
     ):
         if mode not in MODES:
@@ -149,6 +170,8 @@ class PurchaseModel(TextModel):
             raise ValueError(f"parts must be a subset of {PARTS}, got {sorted(unknown)}")
         parts = tuple(part for part in PARTS if part in parts)
         sizes = {kind: 1 for kind in ID_KINDS} | dict(vocabulary_sizes or {})
+        if not isinstance(item_features, ItemFeatures):
+            item_features = ItemFeatures.from_config(item_features)
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -165,6 +188,7 @@ class PurchaseModel(TextModel):
                 kind: IdEmbedding(sizes[kind], id_dim, id_l2, name=f"{kind}_ids") for kind in ID_KINDS
             }
         self.counts = CountFeatures(name="count_features") if "counts" in parts else None
+        self.fusion = ItemFusion(item_features, fusion, name="item_fusion") if item_features else None
         if mode == "attention":
             self.attention = TargetAttention(hidden=tower_dim, name="target_attention")
             self.scorer = feed_forward(hidden, 1, dropout, "scorer")
@@ -178,9 +202,10 @@ class PurchaseModel(TextModel):
 
         # === Functional Model ===
         intent_dim = intent_model.vector_dim if intent_model is not None else None
-        vectors = vector_inputs(backbone.hidden_dim, intent_dim, parts)
+        self.item_features = item_features
+        vectors = vector_inputs(backbone.hidden_dim, intent_dim, parts, item_features)
         self.core = keras.Model(vectors, self._score(vectors, mode, parts), name="purchase_core")
-        raw = raw_inputs(parts)
+        raw = raw_inputs(parts, item_features)
         super().__init__(inputs=raw, outputs=self.core(self.vectorize(raw)), **kwargs)
 
         # === Config ===
@@ -192,6 +217,11 @@ class PurchaseModel(TextModel):
         self.vocabulary_sizes = sizes
         self.id_dim = id_dim
         self.id_l2 = id_l2
+        self.fusion_mode = fusion
+
+    def input_specs(self, side: str = "all") -> dict[str, tf.TensorSpec]:
+        """`input_specs` of this model's parts and item features."""
+        return input_specs(self.parts, side, self.item_features)
 
     # --- raw strings -> vectors (the frozen encoder) ---------------------------------------------
 
@@ -219,8 +249,11 @@ class PurchaseModel(TextModel):
 
     # --- vectors -> outputs (what trains) --------------------------------------------------------
 
-    def _item_vectors(self, text_vectors, price, item_ids=None, training=None):
-        """Item tower on text vectors `(..., H)`, prices `(...)` and ids -> `(..., tower_dim)`."""
+    def _item_vectors(self, text_vectors, price, item_ids=None, side=None, training=None):
+        """Item tower on text vectors `(..., H)`, prices `(...)`, ids and item features (`side`, by
+        input name) -> `(..., tower_dim)`."""
+        if self.fusion is not None:
+            text_vectors = self.fusion(text_vectors, side)
         known = ops.logical_and(ops.isfinite(price), ops.greater_equal(price, 0.0))
         log_price = ops.where(known, ops.log1p(ops.maximum(ops.where(known, price, 0.0), 0.0)), 0.0)
         price_features = ops.stack([log_price, ops.cast(known, "float32")], axis=-1)
@@ -232,8 +265,9 @@ class PurchaseModel(TextModel):
     def _user(self, vectors, counts=None, training=None):
         """History item vectors, the query's vector and the user vector (no candidate needed)."""
         history_price = ops.cast(vectors["history_mask"], "float32") * 0.0 - 1.0  # unknown for history items
+        side = {name: vectors[f"history_{name}"] for name in self.item_features.shapes()}
         history, _ = self._item_vectors(
-            vectors["history"], history_price, vectors.get("history_ids"), training
+            vectors["history"], history_price, vectors.get("history_ids"), side, training
         )  # (B, N, D)
         mask = ops.cast(vectors["history_mask"], "float32")
         count = ops.sum(mask, axis=1, keepdims=True)  # (B, 1)
@@ -259,8 +293,9 @@ class PurchaseModel(TextModel):
         if "counts" in parts:
             counts = self.counts({name: vectors[name] for name in (*FEATURES, "price")})
         history, query, user, extra = self._user(vectors, counts, training)
+        side = {name: vectors[name] for name in self.item_features.shapes()}
         item, price_features = self._item_vectors(
-            vectors["item"], vectors["price"], vectors.get("item_id"), training
+            vectors["item"], vectors["price"], vectors.get("item_id"), side, training
         )
         if mode == "two_tower":
             side = [item]
@@ -329,14 +364,13 @@ class PurchaseModel(TextModel):
     def _one_side(self, inputs: dict, output: str):
         """One output of the full model with the other side's inputs filled with placeholders, which
         that output does not read."""
-        specs = input_specs(self.parts)
         batch = tf.shape(next(iter(inputs.values())))[0]
         filled = {}
-        for name, spec in specs.items():
+        for name, spec in self.input_specs().items():
             if name in inputs:
                 filled[name] = inputs[name]
-            else:
-                shape = [batch, 1] if spec.shape.rank == 2 else [batch]
+            else:  # one "" or 0 per example (and per history item, per feature)
+                shape = [batch] + [1 if size is None else size for size in spec.shape[1:]]
                 filled[name] = tf.fill(shape, "" if spec.dtype == tf.string else 0.0)
         return self(filled, training=False)[output]
 
@@ -351,10 +385,10 @@ class PurchaseModel(TextModel):
         candidates = inputs["candidates"]
         batch, width = tf.shape(candidates)[0], tf.shape(candidates)[1]
         raw = {}
-        for name in input_specs(self.parts, "user"):
+        for name in self.input_specs("user"):
             raw[name] = tf.repeat(inputs[name], width, axis=0)  # encoded once per distinct item anyway
-        for name in input_specs(self.parts, "item"):
-            raw[name] = tf.reshape(inputs[candidate_name(name)], [-1])
+        for name, spec in self.input_specs("item").items():  # (B, C, ...) -> (B * C, ...)
+            raw[name] = tf.reshape(inputs[candidate_name(name)], [-1, *spec.shape[1:]])
         probability = tf.reshape(self(raw, training=False)["purchase_probability"], [batch, width])
         present = tf.strings.length(tf.strings.strip(candidates)) > 0
         scores = tf.where(present, probability, -1.0)
@@ -372,9 +406,10 @@ class PurchaseModel(TextModel):
     def rank_specs(self) -> dict[str, tf.TensorSpec]:
         """Inputs of `rank`: the user side as for scoring, each item-side input as `candidate_*`
         `(batch, C)`."""
-        specs = dict(input_specs(self.parts, "user"))
-        for name, spec in input_specs(self.parts, "item").items():
-            specs[candidate_name(name)] = tf.TensorSpec([None, None], spec.dtype, name=candidate_name(name))
+        specs = dict(self.input_specs("user"))
+        for name, spec in self.input_specs("item").items():
+            shape = [None, None, *spec.shape[1:]]
+            specs[candidate_name(name)] = tf.TensorSpec(shape, spec.dtype, name=candidate_name(name))
         return specs
 
     def rank_inputs(self, requests: list[dict]) -> dict[str, tf.Tensor]:
@@ -391,15 +426,15 @@ class PurchaseModel(TextModel):
             outputs = self(inputs, training=False)
             return {"purchase_probability": outputs["purchase_probability"], "logit": outputs["logit"]}
 
-        scoring = _signature(purchase_probability, input_specs(self.parts))
+        scoring = _signature(purchase_probability, self.input_specs())
         return {
             "serving_default": scoring,
             "purchase_probability": scoring,
             "embed_user": _signature(
-                lambda x: {"user_vector": self.embed_users(x)}, input_specs(self.parts, "user")
+                lambda x: {"user_vector": self.embed_users(x)}, self.input_specs("user")
             ),
             "embed_item": _signature(
-                lambda x: {"item_vector": self.embed_items(x)}, input_specs(self.parts, "item")
+                lambda x: {"item_vector": self.embed_items(x)}, self.input_specs("item")
             ),
             "rank": _signature(self.rank, self.rank_specs()),
         }
@@ -419,6 +454,8 @@ class PurchaseModel(TextModel):
             "vocabulary_sizes": self.vocabulary_sizes,
             "id_dim": self.id_dim,
             "id_l2": self.id_l2,
+            "item_features": self.item_features.get_config() if self.item_features else None,
+            "fusion": self.fusion_mode,
         }
 
     @classmethod
@@ -427,14 +464,17 @@ class PurchaseModel(TextModel):
 
 
 def request_tensors(requests: list[dict], specs: dict[str, tf.TensorSpec]) -> dict[str, tf.Tensor]:
-    """One tensor per spec from request rows (dicts with at least the specs' names): 2-D inputs
-    (histories, candidate lists) padded to the longest row with "" (strings) and 0 (numbers)."""
+    """One tensor per spec from request rows (dicts with at least the specs' names): lists per example
+    (histories, candidate lists, and their item features) padded to the longest row with "" (strings),
+    0 (numbers) or, for item features, a missing item (NaN, "")."""
     tensors = {}
     for name, spec in specs.items():
         values = [row[name] for row in requests]
-        if spec.shape.rank == 2:
+        if spec.shape.rank >= 2 and spec.shape[1] is None:
             width = max([1] + [len(v) for v in values])
-            pad = "" if spec.dtype == tf.string else 0.0
+            pad = "" if spec.dtype == tf.string else 0.0 if spec.shape.rank == 2 else math.nan
+            if spec.shape.rank == 3:
+                pad = [pad] * spec.shape[2]
             values = [list(v) + [pad] * (width - len(v)) for v in values]
         tensors[name] = tf.constant(values, spec.dtype)
     return tensors

@@ -18,6 +18,7 @@ import tensorflow as tf
 from sklearn.linear_model import LogisticRegression
 
 from ecomrec_tf.data.event_state import FEATURES
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.data.pipeline import shard_for
 from ecomrec_tf.data.purchase_data import PurchaseData, VectorCache, column_chunks, read_purchase_data
 from ecomrec_tf.data.readers import DataError
@@ -73,10 +74,12 @@ def calibrate(model: PurchaseModel, logits: np.ndarray, labels: np.ndarray) -> t
 def fit_statistics(
     model: PurchaseModel, data: PurchaseData, history_size: int = 10, vocabularies: dict | None = None
 ) -> None:
-    """Sets what the model learns from the training split before gradient steps: the id
-    embeddings' vocabularies (`data.vocabularies()` unless given) and the count features'
-    standardisation."""
+    """Sets what the model learns from the data before gradient steps: the id embeddings'
+    vocabularies (`data.vocabularies()` unless given), the count features' standardisation (from the
+    training split) and the numeric item attributes' (from the catalog)."""
     model.set_vocabularies(vocabularies or data.vocabularies())
+    if model.fusion is not None and model.item_features.numeric:  # the catalog's, not just train's items
+        model.fusion.adapt(model.item_features.matrices(sorted(data.items), data.items)["numeric_attributes"])
     if model.counts is not None:
         model.counts.adapt(
             {name: columns[name] for name in (*FEATURES, "price")}
@@ -93,6 +96,8 @@ def train_purchase(
     encoder: str = "minilm-l6",
     mode: str = "attention",
     parts: tuple[str, ...] | list[str] = PARTS,
+    item_features: str | dict | ItemFeatures = "auto",
+    fusion: str = "gated",
     epochs: int = PURCHASE["epochs"],
     batch_size: int = PURCHASE["batch_size"],
     learning_rate: float = PURCHASE["learning_rate"],
@@ -116,7 +121,10 @@ def train_purchase(
     are later logs whose every view is scored with histories and counts from all earlier events;
     without them the last examples of `events_file` by time. `catalog_negatives` random
     never-touched items per purchase join the training examples (a training device: reported
-    metrics never include them).
+    metrics never include them). `item_features` "auto" fuses the image vectors and attributes the
+    items file has (`data.item_features`) with the item texts, by `fusion` ("gated" or "concat");
+    "none" reads texts only; an `ItemFeatures` (or its config) declares them whatever the file has
+    (items lacking them count as missing).
 
     Writes `run_dir/model.keras`, `config.json`, `history.json`, `curves.png`, TensorBoard logs
     (and HParams), and `evaluation.purchase.evaluate_purchase`'s files for the test split.
@@ -127,7 +135,12 @@ def train_purchase(
     Returns:
         `(model, test metrics with baselines)`.
     """
+    if isinstance(item_features, ItemFeatures):
+        item_features = item_features.get_config()
+    if isinstance(item_features, str) and item_features not in ("auto", "none"):
+        raise ValueError(f"item_features must be 'auto', 'none' or an ItemFeatures, got {item_features!r}")
     config = save_run_config(run_dir, locals())
+    item_features = None if item_features == "none" else item_features
     run_dir = Path(run_dir)
     for stale in run_dir.glob(".examples-*"):  # a killed run's
         shutil.rmtree(stale, ignore_errors=True)
@@ -155,6 +168,8 @@ def train_purchase(
             id_dim=id_dim,
             id_l2=id_l2,
             vocabulary_sizes={kind: max(len(ids), 1) for kind, ids in vocabularies.items()},
+            item_features=ItemFeatures.infer(data.items) if item_features == "auto" else item_features,
+            fusion=fusion,
         )
         fit_statistics(model, data, history_size, vocabularies)
         cache = VectorCache(model, data.items, data.queries(), progress=verbose != 0)

@@ -4,6 +4,7 @@ import pytest
 import tensorflow as tf
 
 from ecomrec_tf.data.event_state import FEATURES, ITEM_FEATURES, PAIR_FEATURES
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model, build_purchase_model, top_k_items
 from ecomrec_tf.models.purchase_model import candidate_name, input_specs
@@ -222,4 +223,91 @@ def test_saved_model_signatures_match_the_keras_model(tiny_purchase_export):
     ranking, _ = rank_inputs(model.parts)
     np.testing.assert_allclose(
         signatures["rank"](**ranking)["scores"], model.rank(ranking)["scores"], atol=1e-5
+    )
+
+
+CATALOG = ItemFeatures(image_dim=4, numeric=("weight",), categorical=("brand",))
+SIDE = {  # candidates SHOES, HEADPHONES, KETTLE; HEADPHONES has no image
+    "image_vector": [[1.0, 0.0, 0.5, 0.2], [np.nan] * 4, [0.0, 1.0, 0.1, 0.3]],
+    "numeric_attributes": [[0.3], [0.2], [np.nan]],
+    "categorical_attributes": [["nike"], ["sony"], [""]],
+}
+
+
+def multimodal_raw():
+    """RAW for a model with `CATALOG`: rows 0 and 2 have image histories, row 1 is a new user."""
+    x = raw(("ids", "counts"))
+    item_rows, history_rows = [1, 0, 2], [[0, 2], [1, 1], [1, 1]]  # into SIDE
+    for name, values in SIDE.items():
+        x[name] = tf.constant([values[i] for i in item_rows])
+        x[f"history_{name}"] = tf.constant([[values[i] for i in row] for row in history_rows])
+    return x
+
+
+@pytest.mark.parametrize("mode", ["attention", "two_tower"])
+def test_item_features_are_inputs_that_change_the_score(tiny_encoder, mode, tmp_path):
+    model = build(tiny_encoder, mode=mode, item_features=CATALOG, fusion="gated")
+    assert set(model.input) == set(input_specs(("ids", "counts"), features=CATALOG))
+    x = multimodal_raw()
+    base = model(x, training=False)["logit"].numpy()
+    other = {**x, "image_vector": tf.constant([SIDE["image_vector"][2]] * 3)}
+    assert not np.allclose(model(other, training=False)["logit"].numpy()[[0, 2]], base[[0, 2]], atol=1e-6)
+    model.fusion.adapt(np.array([[0.1], [0.5]]))
+    restored = assert_keras_round_trip(model, x, tmp_path)
+    assert restored.item_features == CATALOG and restored.fusion_mode == "gated"
+
+
+def test_without_item_features_the_fused_model_reads_the_text_only(tiny_encoder):
+    """Gated fusion with every feature missing gives the text-only model's item vectors: a catalog
+    without images or attributes trains the text-only model."""
+    fused = build(tiny_encoder, mode="two_tower", item_features=CATALOG)
+    text_only = build(tiny_encoder, mode="two_tower")
+    text_only.set_weights(
+        [w.numpy() for w in fused.weights if "item_fusion" not in w.path]
+    )  # same towers, same encoder
+    x = multimodal_raw()
+    missing = {**x}
+    for name, values in CATALOG.values(None).items():
+        missing[name] = tf.constant([values] * 3)
+        missing[f"history_{name}"] = tf.constant([[values] * 2] * 3)
+    items = {k: v for k, v in x.items() if k in input_specs(("ids", "counts"), "item")}
+    np.testing.assert_allclose(
+        fused.embed_items({**items, **{k: missing[k] for k in CATALOG.shapes()}}),
+        text_only.embed_items(items),
+        atol=1e-6,
+    )
+
+
+def test_rank_passes_each_candidates_features(tiny_encoder):
+    model = build(tiny_encoder, item_features=CATALOG)
+    x = multimodal_raw()
+    user = {name: x[name][:1] for name in model.input_specs("user")}
+    request = dict(user)
+    for name in model.input_specs("item"):
+        request[candidate_name(name)] = x[name][None]  # the three items as one row's candidates
+    ranked = model.rank(request)
+    pairs = {name: tf.repeat(user[name], 3, axis=0) for name in user} | {
+        name: x[name] for name in model.input_specs("item")
+    }
+    np.testing.assert_allclose(
+        ranked["scores"].numpy()[0], model(pairs, training=False)["purchase_probability"], atol=1e-5
+    )
+
+
+@pytest.mark.slow
+def test_a_multimodal_export_takes_the_item_features(tiny_encoder, tmp_path):
+    from ecomrec_tf.export import export_saved_model
+
+    model = build(tiny_encoder, mode="two_tower", item_features=CATALOG)
+    version_dir = export_saved_model(model, tmp_path / "purchase")
+    assert len(check_export(version_dir, model)) == 3  # TF Serving's ops, session loader, warm-up
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    x = multimodal_raw()
+    expected = model(x, training=False)
+    served = signatures["purchase_probability"](**x)
+    np.testing.assert_allclose(served["purchase_probability"], expected["purchase_probability"], atol=1e-5)
+    items = {name: x[name] for name in model.input_specs("item")}
+    assert "image_vector" in signatures["embed_item"].structured_input_signature[1]
+    np.testing.assert_allclose(
+        signatures["embed_item"](**items)["item_vector"], expected["item_vector"], atol=1e-5
     )

@@ -6,6 +6,7 @@ import pytest
 
 from ecomrec_tf.data import DataError
 from ecomrec_tf.data.example_store import StoredExamples
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.data.purchase_data import VectorCache, read_purchase_data
 from ecomrec_tf.data.shop import ShopConfig, generate_shop
 from ecomrec_tf.data.task_datasets import purchase_dataset
@@ -13,6 +14,7 @@ from ecomrec_tf.evaluation.purchase import predict_probabilities
 from ecomrec_tf.training import Trainer, make_optimizer
 from ecomrec_tf.training.purchase import (
     calibrate,
+    fit_statistics,
     purchase_datasets,
     purchase_task,
     train_purchase,
@@ -22,8 +24,10 @@ from ecomrec_tf.training.purchase_update import update_purchase
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
+    """A shop with image vectors: the model trained here fuses them (`item_features="auto"`), so every
+    test below also checks the multimodal path (cached vectors vs raw inputs, update, the Trainer)."""
     out = tmp_path_factory.mktemp("shop")
-    generate_shop(out, ShopConfig(users=150, seed=4), progress=False)
+    generate_shop(out, ShopConfig(users=150, seed=4, image_dim=8), progress=False)
     return out
 
 
@@ -46,6 +50,7 @@ def trained(shop, tmp_path_factory):
 
 def test_train_writes_the_run_and_reports_model_and_baselines(trained, shop):
     model, result, run_dir = trained
+    assert model.item_features == ItemFeatures(image_dim=8) and model.fusion is not None
     for name in (
         "model.keras",
         "config.json",
@@ -68,8 +73,9 @@ def test_train_writes_the_run_and_reports_model_and_baselines(trained, shop):
         assert 0 <= metrics["auc"] <= 1 and metrics["log_loss"] > 0 and 0 <= metrics["ece"] <= 1
         assert {"ndcg@10", "recall@10", "mrr"} <= set(metrics)
     assert result["oracle"]["auc"] > 0.7  # the generator's own probabilities rank well
-    # It learned (a constant model scores 0.5): 0.66 here, beside 0.55 for popularity.
-    assert result["model"]["auc"] > max(0.6, result["popularity"]["auc"] + 0.05)
+    # It learned (a constant model scores 0.5): 0.61 here, beside 0.57 for popularity (150 users, a
+    # tiny random encoder, 2 epochs; the hidden style term makes this shop harder than a text-only one).
+    assert result["model"]["auc"] > max(0.6, result["popularity"]["auc"] + 0.03)
     assert math.isfinite(result["gap_closed"])
     assert json.loads((run_dir / "test_purchase_metrics.json").read_text())["model"] == result["model"]
     # Reported metrics hold real views only; the training device's catalog negatives are apart.
@@ -144,8 +150,16 @@ def test_update_needs_events_on_both_sides_of_since(trained, shop, tmp_path):
 
 
 def test_the_distributed_loop_trains_the_purchase_task(trained, shop, tmp_path):
-    model = trained[0]
+    from ecomrec_tf.encoders import load_encoder
+    from ecomrec_tf.models import build_purchase_model
+
     data = read_purchase_data(shop / "items.jsonl", shop / "events.jsonl")
+    trained_model = trained[0]  # an untrained one like it: the loop has something to learn
+    model = build_purchase_model(
+        load_encoder("tiny"), 32, item_features=trained_model.item_features,
+        vocabulary_sizes=trained_model.vocabulary_sizes,
+    )  # fmt: skip
+    fit_statistics(model, data)
     cache = VectorCache(model, data.items, data.queries(), progress=False)
     task = purchase_task(
         model, *purchase_datasets(cache, data.splits["train"], data.splits["valid"], batch_size=64)
