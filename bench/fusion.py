@@ -38,15 +38,16 @@ def shop_rows(users: int, encoder: str, work: Path) -> dict[str, dict]:
     shop = work / "shop"
     generate_shop(shop, ShopConfig(users=users, seed=0, image_dim=32))
     rows = {}
-    for name, features, fusion in [("text only", "none", "gated"), ("text + image, gated", "auto", "gated"),
-                                   ("text + image, concat", "auto", "concat")]:  # fmt: skip
+    variants = [("text only", "none", "concat"), ("text + image, concat (default)", "auto", "concat"),
+                ("text + image, gated", "auto", "gated")]  # fmt: skip
+    for name, features, fusion in variants:
         _, result = train_purchase(
             shop / "items.jsonl", shop / "events.jsonl", work / name, encoder=encoder, item_features=features,
             fusion=fusion, verbose=2,
         )  # fmt: skip
         history = json.loads((work / name / "history.json").read_text())
         rows[name] = {"valid_auc": max(history["val_auc"]), "test_auc": result["model"]["auc"]}
-        rows["oracle (true probabilities)"] = {"valid_auc": None, "test_auc": result["oracle"]["auc"]}
+    rows["oracle (true probabilities)"] = {"valid_auc": None, "test_auc": result["oracle"]["auc"]}
     return rows
 
 
@@ -62,6 +63,7 @@ def movielens_items(folder: Path, work: Path) -> dict[str, Path]:
             else {}
         ),
     }
+    work.mkdir(parents=True, exist_ok=True)
     paths = {"as is": folder / "items.jsonl"}
     for name, extra in variants.items():
         paths[name] = work / f"items-{name.replace(' ', '-')}.jsonl"

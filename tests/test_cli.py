@@ -99,6 +99,43 @@ def test_export_then_predict_from_the_saved_model(trained_run, tmp_path, capsys)
     assert all(0 < row["confidence"] <= 1 for row in rows)
 
 
+@pytest.mark.slow
+def test_distill_trains_a_one_layer_student_of_a_run(trained_run, intent_data_dir, tmp_path, capsys):
+    data = intent_data_dir
+    code = main(["train", "distill", "--teacher", str(trained_run), "--train", str(data / "train.jsonl"),
+                 "--valid", str(data / "valid.jsonl"), "--layers", "1", "--epochs", "1",
+                 "--runs-dir", str(tmp_path), "--run-name", "s"])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "student: " in printed and "(1 of the teacher's 2 layers;" in printed and "accuracy" in printed
+    config = json.loads((tmp_path / "s" / "config.json").read_text())
+    assert (
+        config["layers"] == 1 and config["temperature"] == 2.0 and (tmp_path / "s" / "model.keras").is_file()
+    )
+
+
+@pytest.mark.slow
+def test_ensemble_stacks_members_reports_them_and_exports_like_a_member(
+    trained_run, intent_data_dir, tmp_path, capsys
+):
+    data, out = intent_data_dir, tmp_path / "ens"
+    members = ["--model", str(trained_run), "--model", str(trained_run / "model.keras")]
+    code = main(["ensemble", "intent", *members, "--method", "stacking", "--valid", str(data / "valid.jsonl"),
+                 "--test", str(data / "test.jsonl"), "--out", str(out), "--json"])  # fmt: skip
+    assert code == 0
+    report = json.loads(capsys.readouterr().out.split("\nmodel: ")[0])
+    rows = report["test"]
+    assert len(rows) == 3 and {"accuracy", "macro_f1"} <= set(rows["ensemble (stacking)"])
+    assert rows[f"member 1: {trained_run}"] == rows[f"member 2: {trained_run / 'model.keras'}"]
+    assert report["stacker"]["coef"] and (out / "ensemble.json").is_file()
+    assert main(["export", "--model", str(out), "--out", str(tmp_path / "sm")]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "sm" / "intent"), "where is my order"]) == 0
+    assert "where is my order" in capsys.readouterr().out
+    assert main(["ensemble", "intent", "--model", str(trained_run), "--test", "t.jsonl", "--out", "x"]) == 2
+    assert "give --model at least twice" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     "train, valid, options, message",
     [

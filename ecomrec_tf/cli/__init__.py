@@ -1,6 +1,6 @@
 """`ecomrec-tf`: train, evaluate, export and serve the models from the command line.
 
-One module per command group (`data`, `train` with `tune` and `update`, `evaluate`, `export` with
+One module per command group (`data`, `train` with `tune` and `update`, `evaluate`, `ensemble`, `export` with
 `check-export` and `predict`, `quickstart`); options more than one command takes are declared once in
 `options`. Inputs are `--train`/`--valid`/`--test`/`--data`/`--items`/`--events`/`--model`; what a
 command writes goes to `--out`, except training, whose run folder is `--runs-dir`/`--run-name`.
@@ -12,12 +12,12 @@ import argparse
 import sys
 
 import ecomrec_tf  # noqa: F401  (quiet TensorFlow start-up before anything imports it)
-from ecomrec_tf.cli import data, evaluate, export, quickstart, train
+from ecomrec_tf.cli import data, ensemble, evaluate, export, quickstart, train
 from ecomrec_tf.cli.options import HelpFormatter
 from ecomrec_tf.cli.quiet import filter_stderr
 from ecomrec_tf.errors import ConfigError
 
-GROUPS = (quickstart, data, train, evaluate, export)  # in the order `--help` lists them
+GROUPS = (quickstart, data, train, evaluate, ensemble, export)  # in the order `--help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:

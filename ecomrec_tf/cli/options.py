@@ -112,8 +112,11 @@ def add_run_folder(parser: argparse.ArgumentParser) -> None:
     add(parser, "runs_dir", "run_name", "overwrite")
 
 
-def add_run_options(parser: argparse.ArgumentParser, defaults: dict, monitor: str, sequence: str) -> None:
-    """The options every `train` command shares: schedule, early stopping, seed and run folder."""
+def add_run_options(
+    parser: argparse.ArgumentParser, defaults: dict, monitor: str, sequence: str | None
+) -> None:
+    """The options every `train` command shares: schedule, early stopping, seed and run folder; and the
+    sequence length (what `sequence` says it is), unless None (a model whose length is given)."""
     add(
         parser,
         "epochs",
@@ -124,12 +127,13 @@ def add_run_options(parser: argparse.ArgumentParser, defaults: dict, monitor: st
         learning_rate={"default": defaults["learning_rate"]},
     )
     length = defaults.get("sequence_length")
-    parser.add_argument(
-        "--sequence-length",
-        type=int if length else optional_int,  # None: fitted to the training texts
-        default=length if length else "auto",
-        help=f"{sequence}; 'auto': the training texts' 95th percentile of token lengths",
-    )
+    if sequence is not None:
+        parser.add_argument(
+            "--sequence-length",
+            type=int if length else optional_int,  # None: fitted to the training texts
+            default=length if length else "auto",
+            help=f"{sequence}; 'auto': the training texts' 95th percentile of token lengths",
+        )
     parser.add_argument(
         "--patience",
         type=optional_int,

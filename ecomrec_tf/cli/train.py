@@ -46,6 +46,36 @@ def train_intent(args, folder: Path):
     return model
 
 
+def distill(args) -> None:
+    from ecomrec_tf.cli.options import load_model, run_setting
+    from ecomrec_tf.models import IntentModel, ReplyModel
+    from ecomrec_tf.training.distill import distill_intent, distill_reply
+
+    folder = run_dir(args, "distill")
+    print(f"TensorBoard: tensorboard --logdir {folder.parent}")
+    teacher = load_model(args.teacher)
+    shared = dict(layers=args.layers, temperature=args.temperature, alpha=args.alpha, epochs=args.epochs,
+                  batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                  patience=args.patience, verbose=verbosity())  # fmt: skip
+    if isinstance(teacher, IntentModel):
+        class_weight = None if args.class_weight == "none" else args.class_weight
+        student, _ = distill_intent(
+            teacher, args.train, args.valid, folder, class_weight=class_weight, **shared
+        )
+    elif isinstance(teacher, ReplyModel):
+        max_turns = run_setting(args.teacher, "max_turns", 3)
+        student, _ = distill_reply(teacher, args.train, args.valid, folder, max_turns=max_turns, **shared)
+    else:
+        raise ConfigError(
+            f"{args.teacher}: distill takes an intent or a reply model, not {type(teacher).__name__}"
+        )
+    print(f"student: {folder / 'model.keras'} ({student.backbone.num_layers} of the teacher's "
+          f"{teacher.backbone.num_layers} layers; {student.count_params():,} parameters against "
+          f"{teacher.count_params():,})")  # fmt: skip
+    if isinstance(student, IntentModel):
+        evaluate_intent(student, args.valid, folder, "valid", as_json=False)
+
+
 def intent(args) -> None:
     folder = run_dir(args, "intent")
     evaluate_intent(train_intent(args, folder), args.valid, folder, "valid", as_json=False)
@@ -205,6 +235,31 @@ def register(commands) -> None:
     add_intent_options(parser)
 
     parser = command(
+        group,
+        "distill",
+        "train a smaller student of a trained intent or reply model on its soft targets",
+        distill,
+    )
+    parser.add_argument("--teacher", required=True, help="the trained intent or reply model (.keras or run)")
+    add(parser, "train", "valid", train={"help": "training file: {text, label} for an intent teacher, "
+        "{context, reply} dialogues for a reply teacher"})  # fmt: skip
+    parser.add_argument(
+        "--layers", type=int, default=2, help="the student's transformer layers, copied from the teacher's"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=2.0, help="softens both models' distributions in the KL term"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.5, help="weight of the soft (teacher) loss; 1 - alpha: the labels'"
+    )
+    add_run_options(parser, INTENT, "macro-F1 (reply: MRR)", None)  # the student reads the teacher's tokens
+    add(
+        parser,
+        "class_weight",
+        class_weight={"help": "intent teachers: 'balanced' weighs every class the same"},
+    )
+
+    parser = command(
         group, "purchase", "train P(purchase) on items + events files, beside baselines", purchase
     )
     add(parser, "items", "events")
@@ -235,7 +290,7 @@ def register(commands) -> None:
         "'none': texts only",
     )
     parser.add_argument(
-        "--fusion", choices=["gated", "concat"], default="gated", help="how item features join the text"
+        "--fusion", choices=["concat", "gated"], default="concat", help="how item features join the text"
     )
     parser.add_argument(
         "--id-l2",

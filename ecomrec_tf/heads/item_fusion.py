@@ -9,7 +9,7 @@ from keras import ops
 
 from ecomrec_tf.data.item_features import ItemFeatures
 
-FUSIONS = ("gated", "concat")
+FUSIONS = ("concat", "gated")
 
 
 @keras.saving.register_keras_serializable(package="ecomrec_tf")
@@ -22,9 +22,9 @@ class ItemFusion(keras.layers.Layer):
     learned `name=value` embeddings (hashed, so values new at serving need no vocabulary), "" left out.
     Then, by `fusion`:
 
+    - `"concat"` (the default): `[text; projection(side)]`, the item tower after it mixing both.
     - `"gated"`: `text + gate * projection(side)`, the gate a sigmoid of `[text; side]` per dimension:
       the model learns, per item, how much the side features add to the text.
-    - `"concat"`: `[text; projection(side)]`, the item tower after it mixing both.
 
     An item with no side feature at all (no image, no attribute: a text-only catalog, or one item
     missing them) gets exactly its text vector (gated; concat adds zeros), so a model trained where
@@ -32,15 +32,15 @@ class ItemFusion(keras.layers.Layer):
 
     Args:
         features: `ItemFeatures` (or its config dict).
-        fusion: `"gated"` or `"concat"`.
+        fusion: `"concat"` or `"gated"`.
         side_dim: size of the side features' projection in concat mode.
         hash_bins: buckets of the categorical `name=value` hash.
         category_dim: size of a categorical value's embedding.
 
-    Call: `(text (..., H), {input name: (..., size)})` -> `(..., H)` (gated) or `(..., H + side_dim)`.
+    Call: `(text (..., H), {input name: (..., size)})` -> `(..., H + side_dim)` (concat) or `(..., H)`.
     """
 
-    def __init__(self, features, fusion: str = "gated", side_dim: int = 64, hash_bins: int = 4096,
+    def __init__(self, features, fusion: str = "concat", side_dim: int = 64, hash_bins: int = 4096,
                  category_dim: int = 16, **kwargs):  # fmt: skip
         super().__init__(**kwargs)
         if fusion not in FUSIONS:

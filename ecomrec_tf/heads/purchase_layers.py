@@ -25,12 +25,30 @@ def text_similarities(vectors):
     item = ops.normalize(vectors["item"], axis=-1)
     query = ops.sum(ops.normalize(vectors["query"], axis=-1) * item, axis=-1)
     query = query * ops.cast(vectors["has_query"], "float32")
-    cosines = ops.einsum("bnh,bh->bn", ops.normalize(vectors["history"], axis=-1), item)  # (B, N)
-    mask = ops.cast(vectors["history_mask"], "float32")
-    count = ops.maximum(ops.sum(mask, axis=-1), 1.0)
-    top = ops.max(ops.where(vectors["history_mask"], cosines, -1.0), axis=-1) * ops.minimum(count, 1.0)
-    top = ops.where(ops.sum(mask, axis=-1) > 0, top, 0.0)
-    return ops.stack([query, top, ops.sum(cosines * mask, axis=-1) / count], axis=-1)
+    history = history_cosines(vectors["history"], vectors["item"], vectors["history_mask"])
+    return ops.concatenate([ops.expand_dims(query, -1), history], axis=-1)
+
+
+def image_similarities(vectors):
+    """The candidate image's cosine with the history's images, max and mean, `(batch, 2)`: 0 where the
+    candidate, or every history item, has no image (NaN)."""
+    item, history = vectors["image_vector"], vectors["history_image_vector"]
+    has_image = ops.all(ops.isfinite(item), axis=-1)
+    mask = ops.logical_and(vectors["history_mask"], ops.all(ops.isfinite(history), axis=-1))
+    cosines = history_cosines(
+        ops.where(ops.isfinite(history), history, 0.0), ops.where(ops.isfinite(item), item, 0.0), mask
+    )
+    return cosines * ops.expand_dims(ops.cast(has_image, "float32"), -1)
+
+
+def history_cosines(history, item, mask):
+    """Max and mean cosine of `item` `(B, H)` with the masked `history` `(B, N, H)`, `(B, 2)`; 0 for an
+    empty history."""
+    cosines = ops.einsum("bnh,bh->bn", ops.normalize(history, axis=-1), ops.normalize(item, axis=-1))
+    weights = ops.cast(mask, "float32")
+    count = ops.sum(weights, axis=-1)
+    top = ops.where(count > 0, ops.max(ops.where(mask, cosines, -1.0), axis=-1), 0.0)
+    return ops.stack([top, ops.sum(cosines * weights, axis=-1) / ops.maximum(count, 1.0)], axis=-1)
 
 
 def apply_layers(layers, x, training=None):

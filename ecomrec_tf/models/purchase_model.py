@@ -14,7 +14,13 @@ from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 from ecomrec_tf.heads.count_features import CountFeatures
 from ecomrec_tf.heads.id_embedding import IdEmbedding
 from ecomrec_tf.heads.item_fusion import ItemFusion
-from ecomrec_tf.heads.purchase_layers import Calibration, apply_layers, feed_forward, text_similarities
+from ecomrec_tf.heads.purchase_layers import (
+    Calibration,
+    apply_layers,
+    feed_forward,
+    image_similarities,
+    text_similarities,
+)
 from ecomrec_tf.heads.target_attention import TargetAttention
 from ecomrec_tf.models.text_model import TextModel
 from ecomrec_tf.preprocessing import TextPreprocessor
@@ -101,7 +107,7 @@ class PurchaseModel(TextModel):
 
     With `item_features` (`data.item_features.ItemFeatures`: an image vector, numeric and categorical
     attributes per item), every item's text vector, history and candidate alike, is first fused with
-    them (`heads.ItemFusion`, `fusion` "gated" or "concat"), item by item: an item missing them keeps
+    them (`heads.ItemFusion`, `fusion` "concat" or "gated"), item by item: an item missing them keeps
     its text vector.
 
     Both modes output `user_vector` and `item_vector` (the towers) and a calibrated probability
@@ -132,7 +138,8 @@ class PurchaseModel(TextModel):
         id_l2: L2 penalty on the id embeddings a batch looks up.
         item_features: `ItemFeatures` (or its config) of the catalog's image vectors and attributes,
             which the model then takes as inputs; None for text only.
-        fusion: how they join the text vector: `"gated"` or `"concat"` (`heads.ItemFusion`).
+        fusion: how they join the text vector: `"concat"` (chosen on validation AUC, docs/purchase.md) or
+            `"gated"` (`heads.ItemFusion`).
 
     Example:
         >>> from ecomrec_tf.encoders import load_encoder
@@ -160,7 +167,7 @@ class PurchaseModel(TextModel):
         id_dim: int = 32,
         id_l2: float = 1.0,
         item_features: ItemFeatures | dict | None = None,
-        fusion: str = "gated",
+        fusion: str = "concat",
         **kwargs,
     ):
         if mode not in MODES:
@@ -322,6 +329,8 @@ class PurchaseModel(TextModel):
                 extra["log_count"],
                 text_similarities(vectors),
             ]
+            if self.item_features.image_dim:
+                features.append(image_similarities(vectors))
             wide = 0.0
             if self.ids:
                 item_id, item_bias = self.ids["item"](vectors["item_id"], training=training)

@@ -97,7 +97,7 @@ def train_purchase(
     mode: str = "attention",
     parts: tuple[str, ...] | list[str] = PARTS,
     item_features: str | dict | ItemFeatures = "auto",
-    fusion: str = "gated",
+    fusion: str = "concat",
     epochs: int = PURCHASE["epochs"],
     batch_size: int = PURCHASE["batch_size"],
     learning_rate: float = PURCHASE["learning_rate"],
@@ -122,7 +122,7 @@ def train_purchase(
     without them the last examples of `events_file` by time. `catalog_negatives` random
     never-touched items per purchase join the training examples (a training device: reported
     metrics never include them). `item_features` "auto" fuses the image vectors and attributes the
-    items file has (`data.item_features`) with the item texts, by `fusion` ("gated" or "concat");
+    items file has (`data.item_features`) with the item texts, by `fusion` ("concat" or "gated");
     "none" reads texts only; an `ItemFeatures` (or its config) declares them whatever the file has
     (items lacking them count as missing).
 

@@ -250,6 +250,7 @@ def test_item_features_are_inputs_that_change_the_score(tiny_encoder, mode, tmp_
     assert set(model.input) == set(input_specs(("ids", "counts"), features=CATALOG))
     x = multimodal_raw()
     base = model(x, training=False)["logit"].numpy()
+    assert np.isfinite(base).all()  # missing images in histories and candidates
     other = {**x, "image_vector": tf.constant([SIDE["image_vector"][2]] * 3)}
     assert not np.allclose(model(other, training=False)["logit"].numpy()[[0, 2]], base[[0, 2]], atol=1e-6)
     model.fusion.adapt(np.array([[0.1], [0.5]]))
@@ -260,7 +261,7 @@ def test_item_features_are_inputs_that_change_the_score(tiny_encoder, mode, tmp_
 def test_without_item_features_the_fused_model_reads_the_text_only(tiny_encoder):
     """Gated fusion with every feature missing gives the text-only model's item vectors: a catalog
     without images or attributes trains the text-only model."""
-    fused = build(tiny_encoder, mode="two_tower", item_features=CATALOG)
+    fused = build(tiny_encoder, mode="two_tower", item_features=CATALOG, fusion="gated")
     text_only = build(tiny_encoder, mode="two_tower")
     text_only.set_weights(
         [w.numpy() for w in fused.weights if "item_fusion" not in w.path]

@@ -1,0 +1,131 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from sklearn.linear_model import LogisticRegression
+
+from ecomrec_tf.encoders import load_encoder
+from ecomrec_tf.models import build_intent_model, build_purchase_model
+from ecomrec_tf.models.ensemble import build_ensemble
+from ecomrec_tf.training.ensemble import fit_stacking, stacking_features
+from tests.helpers import assert_config_round_trip, assert_keras_round_trip
+from tests.models.test_purchase_model import rank_inputs, raw
+
+LABELS = ["order_status", "refund", "search_product"]
+TEXTS = ["where is my parcel", "i want my money back", "red running shoes", "refund please", "track order"]
+
+
+@pytest.fixture(scope="module")
+def intent_members():
+    members = []
+    for seed in (0, 1):
+        keras.utils.set_random_seed(seed)
+        members.append(build_intent_model(load_encoder("tiny"), LABELS, sequence_length=16))
+    return members
+
+
+def predictions(members, x):
+    return [{k: np.asarray(v) for k, v in m(x, training=False).items()} for m in members]
+
+
+def test_averaging_mixes_probabilities_and_keeps_unit_vectors(intent_members, tmp_path):
+    ensemble = build_ensemble(intent_members, weights=[3, 1])
+    outputs = ensemble.predict(TEXTS, verbose=0)
+    a, b = predictions(intent_members, tf.constant(TEXTS))
+    np.testing.assert_allclose(
+        outputs["probabilities"], 0.75 * a["probabilities"] + 0.25 * b["probabilities"], atol=1e-6
+    )
+    vectors = outputs["intent_vector"]
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    cosines = [m["intent_vector"] @ m["intent_vector"][0] for m in (a, b)]  # against the first text
+    np.testing.assert_allclose(vectors @ vectors[0], 0.75 * cosines[0] + 0.25 * cosines[1], atol=1e-5)
+    assert ensemble.labels == LABELS and not any(
+        w.trainable for w in ensemble.weights if "stacker" not in w.path
+    )
+    assert_config_round_trip(ensemble)
+    assert_keras_round_trip(ensemble, tf.constant(TEXTS), tmp_path)
+
+
+def test_stacking_is_the_logistic_regression_fitted_on_valid(intent_members):
+    ensemble = build_ensemble(intent_members, method="stacking")
+    outputs = predictions(intent_members, tf.constant(TEXTS))
+    labels = [0, 1, 2, 1, 0]
+    fitted = fit_stacking(ensemble, outputs, labels)
+    expected = LogisticRegression(max_iter=2000).fit(stacking_features(ensemble, outputs), labels)
+    np.testing.assert_allclose(fitted.coef_, expected.coef_, atol=1e-6)
+    np.testing.assert_allclose(
+        ensemble.predict(TEXTS, verbose=0)["probabilities"],
+        expected.predict_proba(stacking_features(ensemble, outputs)),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(  # the numpy path (held-out scoring) is the graph's
+        ensemble.combine(outputs)["probabilities"],
+        ensemble.predict(TEXTS, verbose=0)["probabilities"],
+        atol=1e-5,
+    )
+    with pytest.raises(ValueError, match=r"missing: \['search_product'\]"):
+        fit_stacking(ensemble, outputs, [0, 1, 0, 1, 0])
+
+
+def test_members_must_be_alike(intent_members):
+    with pytest.raises(ValueError, match="at least two members"):
+        build_ensemble(intent_members[:1])
+    with pytest.raises(ValueError, match="share an encoder object"):
+        build_ensemble([intent_members[0], intent_members[0]])
+    other = build_intent_model(load_encoder("tiny"), ["a", "b"], sequence_length=16)
+    with pytest.raises(ValueError, match="share their labels"):
+        build_ensemble([intent_members[0], other])
+    purchase = build_purchase_model(load_encoder("tiny"), 16, parts=())
+    with pytest.raises(ValueError, match="models of one head"):
+        build_ensemble([intent_members[0], purchase])
+    with pytest.raises(ValueError, match=r"differ in \['category', 'history_ids', 'item_id', 'user_id'\]"):
+        build_ensemble([purchase, build_purchase_model(load_encoder("tiny"), 16, parts=("ids",))])
+
+
+@pytest.fixture(scope="module")
+def purchase_ensemble():
+    members = []
+    for mode in ("attention", "two_tower"):
+        keras.utils.set_random_seed(len(members))
+        members.append(build_purchase_model(load_encoder("tiny"), 32, mode=mode, parts=("counts",)))
+    return build_ensemble(members, method="stacking"), members
+
+
+def test_purchase_stacking_and_the_members_signatures(purchase_ensemble, tmp_path):
+    ensemble, members = purchase_ensemble
+    x = raw(ensemble.parts)
+    outputs = predictions(members, x)
+    fit_stacking(ensemble, outputs, [1, 0, 1])
+    combined = ensemble(x, training=False)
+    np.testing.assert_allclose(combined["logit"], ensemble.combine(outputs)["logit"], atol=1e-5)
+    np.testing.assert_allclose(
+        combined["purchase_probability"], 1 / (1 + np.exp(-combined["logit"].numpy())), atol=1e-6
+    )
+    ranked = ensemble.rank(rank_inputs(ensemble.parts)[0])
+    assert ranked["scores"].shape == (1, 4) and ranked["scores"].numpy()[0, 1] == -1.0  # padding last
+    users = ensemble.embed_users({k: x[k] for k in ensemble.input_specs("user")}).numpy()
+    items = ensemble.embed_items({k: x[k] for k in ensemble.input_specs("item")}).numpy()
+    np.testing.assert_allclose(
+        np.sum(users * items, axis=1),
+        np.mean([np.sum(o["user_vector"] * o["item_vector"], axis=1) for o in outputs], axis=0),
+        atol=1e-5,
+    )
+    assert_keras_round_trip(ensemble, x, tmp_path)
+
+
+@pytest.mark.slow
+def test_a_purchase_ensemble_exports_with_the_members_signatures(purchase_ensemble, tmp_path):
+    from ecomrec_tf.export import export_saved_model
+    from ecomrec_tf.serving.check_export import check_export
+
+    ensemble, _ = purchase_ensemble
+    version_dir = export_saved_model(ensemble, tmp_path / "purchase")
+    assert len(check_export(version_dir, ensemble)) == 3
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    assert {"serving_default", "purchase_probability", "embed_user", "embed_item", "rank"} <= set(signatures)
+    x = raw(ensemble.parts)
+    np.testing.assert_allclose(
+        signatures["serving_default"](**x)["purchase_probability"],
+        ensemble(x, training=False)["purchase_probability"],
+        atol=1e-5,
+    )
