@@ -128,8 +128,20 @@ def test_ensemble_stacks_members_reports_them_and_exports_like_a_member(
     assert len(rows) == 3 and {"accuracy", "macro_f1"} <= set(rows["ensemble (stacking)"])
     assert rows[f"member 1: {trained_run}"] == rows[f"member 2: {trained_run / 'model.keras'}"]
     assert report["stacker"]["coef"] and (out / "ensemble.json").is_file()
-    assert main(["export", "--model", str(out), "--out", str(tmp_path / "sm")]) == 0
-    capsys.readouterr()
+    import subprocess  # a fresh process: the ensemble's classes register on import ecomrec_tf alone
+
+    export = [
+        sys.executable,
+        "-m",
+        "ecomrec_tf.cli",
+        "export",
+        "--model",
+        str(out),
+        "--out",
+        str(tmp_path / "sm"),
+    ]
+    done = subprocess.run(export, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     assert main(["predict", "--model", str(tmp_path / "sm" / "intent"), "where is my order"]) == 0
     assert "where is my order" in capsys.readouterr().out
     assert main(["ensemble", "intent", "--model", str(trained_run), "--test", "t.jsonl", "--out", "x"]) == 2
