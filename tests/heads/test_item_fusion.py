@@ -19,6 +19,10 @@ TEXT = tf.constant(np.random.default_rng(0).normal(size=(4, 8)), tf.float32)
 @pytest.mark.parametrize("fusion", ["gated", "concat"])
 def test_an_item_with_no_side_feature_keeps_its_text_vector(fusion):
     layer = ItemFusion(FEATURES, fusion, side_dim=5)
+    layer(TEXT, SIDE)
+    rng = np.random.default_rng(1)  # trained weights: biases too (untrained ones are 0)
+    for weight in layer.trainable_weights:
+        weight.assign(rng.normal(size=weight.shape))
     fused = layer(TEXT, SIDE).numpy()
     assert fused.shape == (4, 8 if fusion == "gated" else 13)
     np.testing.assert_array_equal(fused[1, :8], TEXT.numpy()[1])  # no image, attribute or category

@@ -262,6 +262,9 @@ def test_without_item_features_the_fused_model_reads_the_text_only(tiny_encoder)
     """Gated fusion with every feature missing gives the text-only model's item vectors: a catalog
     without images or attributes trains the text-only model."""
     fused = build(tiny_encoder, mode="two_tower", item_features=CATALOG, fusion="gated")
+    rng = np.random.default_rng(0)  # trained fusion weights, biases too (untrained ones are 0)
+    for weight in fused.fusion.trainable_weights:
+        weight.assign(rng.normal(size=weight.shape))
     text_only = build(tiny_encoder, mode="two_tower")
     text_only.set_weights(
         [w.numpy() for w in fused.weights if "item_fusion" not in w.path]
