@@ -98,3 +98,32 @@ def test_dialogues_use_only_the_intent_training_templates(tmp_path, monkeypatch)
     splits = split_templates(3)
     assert used and all(t == {intent: s["train"] for intent, s in splits.items()} for t in used)
     assert all(not set(s["train"]) & set(s["valid"] + s["test"]) for s in splits.values())
+
+
+def test_a_shop_with_images_hides_a_style_only_the_images_show(tmp_path):
+    """`image_dim`: 90% of items get an image vector near their hidden style's centre; the true
+    probability rises for the user's preferred style; without images the shop is the text-only one."""
+    from ecomrec_tf.cli import main
+    from ecomrec_tf.data.item_features import ItemFeatures
+    from ecomrec_tf.data.shop import STYLES, item_style
+
+    assert main(["data", "generate", "--out", str(tmp_path / "s"), "--users", "40", "--image-dim", "8"]) == 0
+    items = read_items(tmp_path / "s" / "items.jsonl")
+    assert ItemFeatures.infer(items) == ItemFeatures(image_dim=8)
+    with_image = [i for i in items.values() if i["image_vector"]]
+    assert 0.85 < len(with_image) / len(items) < 0.95
+    styles = np.array([item_style(0, i["item_id"]) for i in with_image])
+    vectors = np.array([i["image_vector"] for i in with_image])
+    centres = np.array([vectors[styles == s].mean(0) for s in range(STYLES)])
+    nearest = np.argmin(((vectors[:, None] - centres[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == styles).mean() > 0.9  # the image tells the style
+    truth = ShopTruth(list(items.values()), seed=0, image_dim=8)
+    preferred = truth.preferred_style(3)
+    scores = {s: [truth.probability(3, i["item_id"]) for i in with_image if item_style(0, i["item_id"]) == s]
+              for s in range(STYLES)}  # fmt: skip
+    assert np.mean(scores[preferred]) > max(np.mean(v) for s, v in scores.items() if s != preferred)
+    generate_shop(tmp_path / "plain", ShopConfig(users=40, seed=0), progress=False)
+    plain = read_items(tmp_path / "plain" / "items.jsonl")
+    assert not ItemFeatures.infer(plain) and [i["title"] for i in plain.values()] == [
+        i["title"] for i in items.values()
+    ]
