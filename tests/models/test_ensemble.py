@@ -7,11 +7,13 @@ from sklearn.linear_model import LogisticRegression
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model, build_purchase_model
 from ecomrec_tf.models.ensemble import build_ensemble
+from ecomrec_tf.models.purchase_model import candidate_name
 from ecomrec_tf.training.ensemble import fit_stacking, stacking_features
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
-from tests.models.test_purchase_model import rank_inputs, raw
+from tests.models.test_purchase_model import CATALOG, multimodal_raw
 
 LABELS = ["order_status", "refund", "search_product"]
+PARTS = ("counts",)
 TEXTS = ["where is my parcel", "i want my money back", "red running shoes", "refund please", "track order"]
 
 
@@ -84,16 +86,26 @@ def test_members_must_be_alike(intent_members):
 
 @pytest.fixture(scope="module")
 def purchase_ensemble():
+    """Two multimodal members (image vectors, attributes): the export below checks the item-feature
+    inputs of every purchase signature too."""
     members = []
     for mode in ("attention", "two_tower"):
         keras.utils.set_random_seed(len(members))
-        members.append(build_purchase_model(load_encoder("tiny"), 32, mode=mode, parts=("counts",)))
+        members.append(
+            build_purchase_model(load_encoder("tiny"), 32, mode=mode, parts=PARTS, item_features=CATALOG)
+        )
     return build_ensemble(members, method="stacking"), members
+
+
+def rank_request(ensemble, x):
+    """Row 0's user with the three rows' items as its candidates."""
+    request = {name: x[name][:1] for name in ensemble.input_specs("user")}
+    return request | {candidate_name(name): x[name][None] for name in ensemble.input_specs("item")}
 
 
 def test_purchase_stacking_and_the_members_signatures(purchase_ensemble, tmp_path):
     ensemble, members = purchase_ensemble
-    x = raw(ensemble.parts)
+    x = multimodal_raw(PARTS)
     outputs = predictions(members, x)
     fit_stacking(ensemble, outputs, [1, 0, 1])
     combined = ensemble(x, training=False)
@@ -101,8 +113,10 @@ def test_purchase_stacking_and_the_members_signatures(purchase_ensemble, tmp_pat
     np.testing.assert_allclose(
         combined["purchase_probability"], 1 / (1 + np.exp(-combined["logit"].numpy())), atol=1e-6
     )
-    ranked = ensemble.rank(rank_inputs(ensemble.parts)[0])
-    assert ranked["scores"].shape == (1, 4) and ranked["scores"].numpy()[0, 1] == -1.0  # padding last
+    ranked = ensemble.rank(rank_request(ensemble, x))
+    user_rows = {name: tf.repeat(x[name][:1], 3, axis=0) for name in ensemble.input_specs("user")}
+    pairs = ensemble(user_rows | {name: x[name] for name in ensemble.input_specs("item")}, training=False)
+    np.testing.assert_allclose(ranked["scores"].numpy()[0], pairs["purchase_probability"], atol=1e-5)
     users = ensemble.embed_users({k: x[k] for k in ensemble.input_specs("user")}).numpy()
     items = ensemble.embed_items({k: x[k] for k in ensemble.input_specs("item")}).numpy()
     np.testing.assert_allclose(
@@ -120,12 +134,19 @@ def test_a_purchase_ensemble_exports_with_the_members_signatures(purchase_ensemb
 
     ensemble, _ = purchase_ensemble
     version_dir = export_saved_model(ensemble, tmp_path / "purchase")
-    assert len(check_export(version_dir, ensemble)) == 3
+    assert len(check_export(version_dir, ensemble)) == 3  # TF Serving's ops, session loader, warm-up
     signatures = tf.saved_model.load(str(version_dir)).signatures
     assert {"serving_default", "purchase_probability", "embed_user", "embed_item", "rank"} <= set(signatures)
-    x = raw(ensemble.parts)
+    assert "history_image_vector" in signatures["embed_user"].structured_input_signature[1]
+    x = multimodal_raw(PARTS)
+    expected = ensemble(x, training=False)
+    served = signatures["serving_default"](**x)
+    np.testing.assert_allclose(served["purchase_probability"], expected["purchase_probability"], atol=1e-5)
+    items = {name: x[name] for name in ensemble.input_specs("item")}
     np.testing.assert_allclose(
-        signatures["serving_default"](**x)["purchase_probability"],
-        ensemble(x, training=False)["purchase_probability"],
-        atol=1e-5,
+        signatures["embed_item"](**items)["item_vector"], expected["item_vector"], atol=1e-5
+    )
+    request = rank_request(ensemble, x)
+    np.testing.assert_allclose(
+        signatures["rank"](**request)["scores"], ensemble.rank(request)["scores"], atol=1e-5
     )

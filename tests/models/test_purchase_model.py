@@ -234,9 +234,9 @@ SIDE = {  # candidates SHOES, HEADPHONES, KETTLE; HEADPHONES has no image
 }
 
 
-def multimodal_raw():
+def multimodal_raw(parts=("ids", "counts")):
     """RAW for a model with `CATALOG`: rows 0 and 2 have image histories, row 1 is a new user."""
-    x = raw(("ids", "counts"))
+    x = raw(parts)
     item_rows, history_rows = [1, 0, 2], [[0, 2], [1, 1], [1, 1]]  # into SIDE
     for name, values in SIDE.items():
         x[name] = tf.constant([values[i] for i in item_rows])
@@ -295,23 +295,4 @@ def test_rank_passes_each_candidates_features(tiny_encoder):
     }
     np.testing.assert_allclose(
         ranked["scores"].numpy()[0], model(pairs, training=False)["purchase_probability"], atol=1e-5
-    )
-
-
-@pytest.mark.slow
-def test_a_multimodal_export_takes_the_item_features(tiny_encoder, tmp_path):
-    from ecomrec_tf.export import export_saved_model
-
-    model = build(tiny_encoder, mode="two_tower", item_features=CATALOG)
-    version_dir = export_saved_model(model, tmp_path / "purchase")
-    assert len(check_export(version_dir, model)) == 3  # TF Serving's ops, session loader, warm-up
-    signatures = tf.saved_model.load(str(version_dir)).signatures
-    x = multimodal_raw()
-    expected = model(x, training=False)
-    served = signatures["purchase_probability"](**x)
-    np.testing.assert_allclose(served["purchase_probability"], expected["purchase_probability"], atol=1e-5)
-    items = {name: x[name] for name in model.input_specs("item")}
-    assert "image_vector" in signatures["embed_item"].structured_input_signature[1]
-    np.testing.assert_allclose(
-        signatures["embed_item"](**items)["item_vector"], expected["item_vector"], atol=1e-5
     )
