@@ -42,6 +42,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 
 from ecomrec_tf.data.event_state import ITEM_FEATURES, EventState
 from ecomrec_tf.data.events import EVENT_TYPES
+from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.data.task_datasets import item_text
 from ecomrec_tf.models.purchase_model import request_tensors
 
@@ -106,10 +107,11 @@ class UserRows(beam.PTransform):
     def expand(self, events):
         items, now, size = self.items, self.now, self.history_size
         texts = {item_id: item_text(item) for item_id, item in items.items()}
+        features = ItemFeatures.infer(items)  # once, not per user
 
         def row(user_events):
             user_id, events = user_events
-            state = EventState(items, size)
+            state = EventState(items, size, features)
             for event in sorted(events, key=_time_order):
                 state.apply(event)
             return user_id, state.user_request(user_id, now, texts) | {"now": now}
@@ -134,10 +136,11 @@ class _FreshRow(beam.DoFn):
 
     def setup(self):
         self.texts = {item_id: item_text(item) for item_id, item in self.items.items()}
+        self.features = ItemFeatures.infer(self.items)  # once per worker, not per event
 
     def process(self, keyed, stored=beam.DoFn.StateParam(STATE)):  # noqa: B008  (Beam's state API)
         user_id, event = keyed
-        state = EventState(self.items, self.history_size)
+        state = EventState(self.items, self.history_size, self.features)
         if (user := stored.read()) is not None:
             state.users[user_id] = user
         state.apply(event)
