@@ -13,7 +13,7 @@ from ecomrec_tf.data.item_features import ItemFeatures
 from ecomrec_tf.encoders.sentence_encoder import SentenceEncoder
 from ecomrec_tf.heads.count_features import CountFeatures
 from ecomrec_tf.heads.id_embedding import IdEmbedding
-from ecomrec_tf.heads.item_fusion import ItemFusion
+from ecomrec_tf.heads.item_fusion import FUSIONS, ItemFusion
 from ecomrec_tf.heads.purchase_layers import (
     Calibration,
     apply_layers,
@@ -177,6 +177,8 @@ class PurchaseModel(TextModel):
             raise ValueError(f"parts must be a subset of {PARTS}, got {sorted(unknown)}")
         parts = tuple(part for part in PARTS if part in parts)
         sizes = {kind: 1 for kind in ID_KINDS} | dict(vocabulary_sizes or {})
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}, got {fusion!r}")
         if not isinstance(item_features, ItemFeatures):
             item_features = ItemFeatures.from_config(item_features)
         # === Layers ===

@@ -75,6 +75,8 @@ def test_inputs_follow_the_parts(tiny_encoder, parts):
     assert model.predict(raw(parts), verbose=0)["logit"].shape == (3,)
     with pytest.raises(ValueError, match="parts must be a subset"):
         build(tiny_encoder, parts=("ids", "clicks"))
+    with pytest.raises(ValueError, match="fusion must be one of"):
+        build(tiny_encoder, fusion="sum")
 
 
 def test_unknown_price_is_the_same_as_a_missing_one(model):
