@@ -139,3 +139,34 @@ def test_item_counts_count_views_and_purchases():
     assert counts["SKU-2"] == {"item_views": 1, "item_purchases": 1}
     assert counts["SKU-0"] == {"item_views": 1, "item_purchases": 0}
     assert "SKU-5" not in counts
+
+
+def test_the_handler_batches_rows_with_item_features_into_a_signatures_inputs(tmp_path):
+    """A catalog with image vectors: `EventState` rows (what `UserRows` replays) carry each history item's,
+    and `SavedModelHandler` pads them (a missing item: NaN) into the signature's `(batch, items, size)`
+    input."""
+    import tensorflow as tf
+
+    from ecomrec_tf.serving.beam import SavedModelHandler
+
+    items = {
+        item_id: {**item, "image_vector": [float(i), 1.0]} for i, (item_id, item) in enumerate(ITEMS.items())
+    }
+    state = EventState(items)
+    for event in EVENTS:
+        state.apply(event)
+    rows = [state.user_request(user, T0 + 200, TEXTS) for user in ("u1", "u2", "u3")]
+
+    module = tf.Module()  # a SavedModel whose one signature sums the history's image vectors
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 2], tf.float32, name="history_image_vector")])
+    def image_sums(history_image_vector):
+        known = tf.where(tf.math.is_nan(history_image_vector), 0.0, history_image_vector)
+        return {"image_sums": tf.reduce_sum(known, [1, 2])}
+
+    module.image_sums = image_sums
+    tf.saved_model.save(module, str(tmp_path / "sm"), signatures={"serving_default": image_sums})
+    handler = SavedModelHandler(tmp_path / "sm")
+    results = handler.run_inference(rows, handler.load_model())
+    sums = {r.example["user_id"]: float(r.inference["image_sums"]) for r in results}
+    assert sums == {"u1": 0.0 + 1 + 1.0 + 1, "u2": 2.0 + 1 + 6.0 + 1, "u3": 0.0}  # u3 only viewed: no history
