@@ -35,7 +35,7 @@ def read_items(path: str | Path) -> dict[str, dict]:
     """
     path = Path(path)
     items: dict[str, dict] = {}
-    image_size: dict[str, int] = {}  # the first image vector's length
+    image_size = None  # the first image vector's length: every other must match it
     for where, record in read_records(path, ("item_id", "title", "category"), optional=("description",)):
         price = record.get("price")
         if price not in (None, ""):
@@ -51,11 +51,11 @@ def read_items(path: str | Path) -> dict[str, dict]:
             raise DataError(f"{where}: duplicate item_id {record['item_id']!r}")
         features = parse_item_features(record, where)
         if features["image_vector"] is not None:
-            size = image_size.setdefault("size", len(features["image_vector"]))
-            if size != len(features["image_vector"]):
+            image_size = image_size or len(features["image_vector"])
+            if image_size != len(features["image_vector"]):
                 raise DataError(
                     f"{where}: field 'image_vector' has {len(features['image_vector'])} values, earlier "
-                    f"items' have {size}; compute every item's with one image model"
+                    f"items' have {image_size}; compute every item's with one image model"
                 )
         items[record["item_id"]] = {**record, "description": record.get("description") or "", "price": price,
                                     **features}  # fmt: skip
