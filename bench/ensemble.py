@@ -6,7 +6,7 @@
 
 Members train with the CLI's defaults (MiniLM-L6), stopped early on valid: three intent models that differ
 only in their seed, and two purchase models, attention and two-tower. `ecomrec-tf ensemble` then averages
-them, and stacks them (a logistic regression on their scores, fitted on valid); every row is scored once
+them, and stacks them (one weight per member on their scores, fitted on valid); every row is scored once
 on test.
 """
 

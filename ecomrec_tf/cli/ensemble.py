@@ -39,7 +39,7 @@ def finish(args, ensemble, rows: dict[str, dict], columns: list[str], stacked) -
     save_model(ensemble, out / "model.keras")
     report = {"method": args.method, "members": args.model, "weights": ensemble.member_weights, "test": rows}
     if stacked is not None:
-        report["stacker"] = {"coef": stacked.coef_.tolist(), "intercept": stacked.intercept_.tolist()}
+        report["stacker"] = stacked
     (out / "ensemble.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
@@ -140,8 +140,8 @@ def register(commands) -> None:
             "--method",
             choices=["average", "stacking"],
             default="average",
-            help="'average': the weighted mean of the members' probabilities; 'stacking': a logistic "
-            "regression on their scores, fitted on the validation data",
+            help="'average': the weighted mean of the members' probabilities; 'stacking': their scores "
+            "weighed by one weight per member, fitted on the validation data",
         )
         parser.add_argument(
             "--weights", type=float, nargs="+", default=None, help="the members' weights in the average"

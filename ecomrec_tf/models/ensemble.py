@@ -16,14 +16,38 @@ VECTORS = ("intent_vector", "user_vector", "item_vector")
 EPSILON = 1e-7
 
 
+@keras.saving.register_keras_serializable(package="ecomrec_tf")
+class MemberWeights(keras.layers.Layer):
+    """Stacking: `sum_i weight_i * scores[:, i]` (+ a bias) over the members' scores `(batch, members,
+    ...)`; weights start at `1 / members` (the mean), the bias at 0."""
+
+    def __init__(self, members: int, **kwargs):
+        super().__init__(**kwargs)
+        self.members = members
+        self.weight = self.add_weight(
+            name="weights", shape=(members,), initializer=keras.initializers.Constant(1.0 / members)
+        )
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+
+    def call(self, scores, bias: bool = True):
+        weights = ops.reshape(self.weight, (1, self.members) + (1,) * (len(scores.shape) - 2))
+        summed = ops.sum(ops.cast(scores, "float32") * weights, axis=1)
+        return summed + self.bias if bias else summed
+
+    def get_config(self):
+        return super().get_config() | {"members": self.members}
+
+
 class Ensemble(TextModel):
     """Members of one head (all `IntentModel`s, or all `PurchaseModel`s taking the same inputs), frozen,
     combined by `method`:
 
     - `"average"`: the weighted mean of the members' probabilities (`weights`, default equal).
-    - `"stacking"`: a linear model on the members' scores (intent: log-probabilities, purchase:
-      calibrated logits), fitted on validation data (`training.ensemble.fit_stacking`); until fitted it
-      is the mean of the scores.
+    - `"stacking"`: a weighted sum of the members' scores (intent: log-probabilities, then a softmax;
+      purchase: calibrated logits, plus a bias), one weight per member fitted on validation data by
+      maximum likelihood (`training.ensemble.fit_stacking`); until fitted, the mean of the scores. One
+      weight per member, not per class: a few hundred validation examples fit it, and a class the
+      validation data lacks is stacked like the others.
 
     Outputs are the members' (`probabilities`, or `purchase_probability` and `logit`); vector outputs
     (`intent_vector`, `user_vector`, `item_vector`) are the members' unit vectors scaled by
@@ -48,11 +72,7 @@ class Ensemble(TextModel):
         for number, member in enumerate(self.members, 1):
             member.trainable = False
             member.name = f"member_{number}"  # unique in the ensemble's graph (two loads share a name)
-        score = members[0].output["probabilities" if isinstance(members[0], IntentModel) else "logit"]
-        units = int(score.shape[-1]) if len(score.shape) > 1 else 1
-        self.stacker = keras.layers.Dense(units, name="stacker")
-        self.stacker.build((None, units * len(members)))
-        self.stacker.kernel.assign(np.tile(np.eye(units), (len(members), 1)) / len(members))  # the mean
+        self.stacker = MemberWeights(len(members), name="stacker")
 
         # === Functional Model ===
         first = members[0].input
@@ -75,8 +95,8 @@ class Ensemble(TextModel):
             if self.method == "average":
                 combined["probabilities"] = sum(w * p for w, p in zip(weights, probabilities))
             else:
-                scores = ops.concatenate([ops.log(p + EPSILON) for p in probabilities], axis=-1)
-                combined["probabilities"] = ops.softmax(self.stacker(scores), axis=-1)
+                scores = ops.stack([ops.log(p + EPSILON) for p in probabilities], axis=1)  # (B, members, L)
+                combined["probabilities"] = ops.softmax(self.stacker(scores, bias=False), axis=-1)
         else:
             if self.method == "average":
                 p = sum(
@@ -86,8 +106,8 @@ class Ensemble(TextModel):
                 p = ops.clip(p, EPSILON, 1.0 - EPSILON)
                 logit = ops.log(p) - ops.log(1.0 - p)
             else:
-                logits = ops.stack([ops.convert_to_tensor(o["logit"], "float32") for o in outputs], axis=-1)
-                logit = ops.squeeze(self.stacker(logits), -1)
+                logits = ops.stack([ops.convert_to_tensor(o["logit"], "float32") for o in outputs], axis=1)
+                logit = self.stacker(logits)  # (B, members) -> (B,)
             combined |= {"purchase_probability": ops.sigmoid(logit), "logit": logit}
         for name in VECTORS:
             if name in outputs[0]:

@@ -8,7 +8,7 @@ from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.models import build_intent_model, build_purchase_model
 from ecomrec_tf.models.ensemble import build_ensemble
 from ecomrec_tf.models.purchase_model import candidate_name
-from ecomrec_tf.training.ensemble import fit_stacking, stacking_features
+from ecomrec_tf.training.ensemble import fit_stacking, stacking_scores
 from tests.helpers import assert_config_round_trip, assert_keras_round_trip
 from tests.models.test_purchase_model import CATALOG, multimodal_raw
 
@@ -48,25 +48,28 @@ def test_averaging_mixes_probabilities_and_keeps_unit_vectors(intent_members, tm
     assert_keras_round_trip(ensemble, tf.constant(TEXTS), tmp_path)
 
 
-def test_stacking_is_the_logistic_regression_fitted_on_valid(intent_members):
+def test_stacking_weighs_the_informative_member_and_needs_no_label_it_lacks(intent_members):
+    """Maximum likelihood on valid: an informative member outweighs a noisy one, the fit beats the mean
+    of the scores, a label the validation data lacks is no obstacle; the graph is the numpy path."""
     ensemble = build_ensemble(intent_members, method="stacking")
-    outputs = predictions(intent_members, tf.constant(TEXTS))
-    labels = [0, 1, 2, 1, 0]
-    fitted = fit_stacking(ensemble, outputs, labels)
-    expected = LogisticRegression(max_iter=2000).fit(stacking_features(ensemble, outputs), labels)
-    np.testing.assert_allclose(fitted.coef_, expected.coef_, atol=1e-6)
-    np.testing.assert_allclose(
-        ensemble.predict(TEXTS, verbose=0)["probabilities"],
-        expected.predict_proba(stacking_features(ensemble, outputs)),
-        atol=1e-5,
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=200)  # "search_product" (2) never occurs
+    informative = np.full((200, 3), 0.1)
+    informative[np.arange(200), labels] = 0.8
+    noise = rng.dirichlet(np.ones(3), size=200)
+    fitted = fit_stacking(ensemble, [{"probabilities": informative}, {"probabilities": noise}], labels)
+    assert (
+        fitted["weights"][0] > 1.0 > abs(fitted["weights"][1])
+        and fitted["log_loss"] < fitted["log_loss_of_mean"]
     )
+    outputs = predictions(intent_members, tf.constant(TEXTS))
     np.testing.assert_allclose(  # the numpy path (held-out scoring) is the graph's
         ensemble.combine(outputs)["probabilities"],
         ensemble.predict(TEXTS, verbose=0)["probabilities"],
         atol=1e-5,
     )
-    with pytest.raises(ValueError, match=r"missing: \['search_product'\]"):
-        fit_stacking(ensemble, outputs, [0, 1, 0, 1, 0])
+    with pytest.raises(ValueError, match="nothing to fit"):
+        fit_stacking(build_ensemble(intent_members), outputs, labels[:5])
 
 
 def test_members_must_be_alike(intent_members):
@@ -108,6 +111,15 @@ def test_purchase_stacking_and_the_members_signatures(purchase_ensemble, tmp_pat
     x = multimodal_raw(PARTS)
     outputs = predictions(members, x)
     fit_stacking(ensemble, outputs, [1, 0, 1])
+    labels = np.array([1, 0, 1, 1, 0, 0] * 20)  # binary stacking is logistic regression on member logits
+    logits = [{"logit": np.random.default_rng(i).normal(size=120) + labels * (i + 1)} for i in range(2)]
+    fitted = fit_stacking(ensemble, logits, labels)
+    expected = LogisticRegression(C=1e9, max_iter=1000).fit(stacking_scores(logits), labels)
+    np.testing.assert_allclose(fitted["weights"], expected.coef_[0], rtol=1e-3)
+    assert fitted["bias"] == pytest.approx(expected.intercept_[0], abs=1e-3)
+    np.testing.assert_allclose(  # set in the ensemble
+        ensemble.combine(logits)["logit"], expected.decision_function(stacking_scores(logits)), atol=1e-3
+    )
     combined = ensemble(x, training=False)
     np.testing.assert_allclose(combined["logit"], ensemble.combine(outputs)["logit"], atol=1e-5)
     np.testing.assert_allclose(
