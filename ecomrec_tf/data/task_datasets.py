@@ -117,12 +117,15 @@ def purchase_dataset(
     catalog = ItemFeatures.infer(items)
     ids = sorted(items)
     row = {item_id: i for i, item_id in enumerate(ids)}
+    item_rows = [row[i] for i in columns["item_id"]]
+    history_rows = np.vectorize(lambda i: row.get(i, -1), otypes=[np.int64])(columns["history_ids"])
     for name, matrix in catalog.matrices([*ids, None], {**items, None: None}).items():  # last row: padding
         if name in names or inputs is None:
-            features[name] = matrix[[row[i] for i in columns["item_id"]]]
+            features[name] = matrix[item_rows]
         if f"history_{name}" in names or inputs is None:
-            rows = np.vectorize(lambda i: row.get(i, -1), otypes=[np.int64])(columns["history_ids"])
-            features[f"history_{name}"] = tf.RaggedTensor.from_tensor(tf.constant(matrix[rows]), lengths)
+            features[f"history_{name}"] = tf.RaggedTensor.from_tensor(
+                tf.constant(matrix[history_rows]), lengths
+            )
     for name in ("history", "history_ids"):
         if name in features:
             features[name] = tf.RaggedTensor.from_tensor(tf.constant(features[name]), lengths)
