@@ -11,9 +11,40 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-# Boundaries in characters. Shop queries are short: most fall in the first three buckets.
+# Boundaries in characters, for the purchase and dialogue batches. Shop queries are short: most fall
+# in the first three buckets.
 CHAR_BUCKETS = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128, 256)
+SORT_WINDOW = 32  # batches whose examples `length_sorted_batches` sorts together
 Augment = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+Length = Callable[[tf.Tensor], tf.Tensor]
+
+
+def char_lengths(texts: tf.Tensor) -> tf.Tensor:
+    """Characters in each string of a batch: the sort key when no tokenizer is at hand."""
+    return tf.strings.length(texts, unit="UTF8_CHAR")
+
+
+def length_sorted_batches(
+    dataset: tf.data.Dataset, batch_size: int, length: Length = char_lengths, shuffle: bool = False,
+    seed: int = 0,
+) -> tf.data.Dataset:  # fmt: skip
+    """Batches of examples of similar length, all full but the last.
+
+    The examples of each window of `SORT_WINDOW` batches are sorted by `length(texts)` (e.g. token
+    counts, `preprocessing.token_lengths`) and cut into batches, whose order is then shuffled when
+    `shuffle`. A batch pads to its longest text, so this removes nearly all padding; unlike length
+    buckets it leaves no partial batch per bucket at each epoch's end. Elements are `text` or tuples
+    whose first part is the text.
+    """
+
+    def sort(*window):
+        order = tf.argsort(length(window[0]), stable=True)
+        parts = tuple(tf.gather(part, order) for part in window)
+        return parts if len(parts) > 1 else parts[0]
+
+    dataset = dataset.batch(batch_size * SORT_WINDOW).map(sort, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.unbatch().batch(batch_size)
+    return dataset.shuffle(2 * SORT_WINDOW, seed=seed) if shuffle else dataset
 
 
 def map_with_seeds(dataset: tf.data.Dataset, seed: int, fn, deterministic: bool = True) -> tf.data.Dataset:
@@ -45,16 +76,11 @@ def _batches(
     bucket: bool,
     augment: Augment | None,
     deterministic: bool = True,
+    length: Length | None = None,
 ) -> tf.data.Dataset:
-    """Examples (text[, label]) -> shuffled, length-bucketed, augmented, prefetched batches."""
+    """Examples (text[, label]) -> shuffled, length-sorted, augmented, prefetched batches."""
     if bucket:
-        dataset = dataset.bucket_by_sequence_length(
-            lambda text, *_: tf.strings.length(text, unit="UTF8_CHAR"),
-            bucket_boundaries=list(CHAR_BUCKETS),
-            bucket_batch_sizes=[batch_size] * (len(CHAR_BUCKETS) + 1),
-        )
-        if shuffle:
-            dataset = dataset.shuffle(64, seed=seed)
+        dataset = length_sorted_batches(dataset, batch_size, length or char_lengths, shuffle, seed)
     else:
         dataset = dataset.batch(batch_size)
     if augment is not None:
@@ -87,11 +113,13 @@ def text_classification_dataset(
     augment: Augment | None = None,
     input_context: tf.distribute.InputContext | None = None,
     sample_weights: Sequence[float] | None = None,
+    length: Length | None = None,
 ) -> tf.data.Dataset:
     """Batches of raw strings (and label ids, and sample weights) from memory, grouped by length.
 
     The model tokenises inside its graph and pads each batch to its longest text, so grouping texts
-    of similar length is what removes padding. Batch order is shuffled with `seed` when `shuffle`.
+    of similar length is what removes padding (`length_sorted_batches`). Batch order is shuffled
+    with `seed` when `shuffle`.
 
     Args:
         texts: raw strings.
@@ -99,13 +127,16 @@ def text_classification_dataset(
         batch_size: examples per batch.
         shuffle: shuffle examples (each epoch) and batches.
         seed: shuffle seed; the same seed gives the same order.
-        bucket: group by character length; off gives plain batches in input order.
+        bucket: group texts of similar length (`length_sorted_batches`); off gives plain batches
+            in input order.
         augment: `augment(text, seed) -> text` over a batch of strings, e.g. a
             `preprocessing.TextAugmenter`; `seed` is a fresh stateless seed per batch, drawn from
             `seed`, so the same seed gives the same augmentations. For training data only.
         input_context: from `strategy.distribute_datasets_from_function`: this pipeline reads its
             share of the examples, and `batch_size` is the global batch size.
         sample_weights: a loss weight per example (e.g. `class_weights`), with `label_ids`.
+        length: the grouping key, `length(batch of texts) -> int lengths`: token counts
+            (`preprocessing.token_lengths(model.preprocessor)`) group best; None counts characters.
 
     Returns:
         A dataset of `text` batches, or `(text, label_id)` batches (`(text, label_id, weight)` with
@@ -122,14 +153,11 @@ def text_classification_dataset(
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    batches = int(np.ceil(len(texts) / batch_size))
-    if bucket:
-        # The batch count does not depend on order: each bucket yields ceil(its examples / batch_size).
-        lengths = np.array([len(text) for text in texts])
-        in_bucket = np.bincount(np.searchsorted(CHAR_BUCKETS, lengths, side="right"))
-        batches = int(np.ceil(in_bucket / batch_size).sum())
-    dataset = _batches(dataset, label_ids is not None, batch_size, shuffle, seed, bucket, augment)
-    # Bucketing hides the batch count; Keras needs it to size progress bars.
+    batches = int(np.ceil(len(texts) / batch_size))  # every batch is full but the last
+    dataset = _batches(
+        dataset, label_ids is not None, batch_size, shuffle, seed, bucket, augment, length=length
+    )
+    # Sorting (unbatch, batch) hides the batch count; Keras needs it to size progress bars.
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 
 
@@ -146,6 +174,7 @@ def text_classification_dataset_from_tfrecords(
     augment: Augment | None = None,
     text_field: str = "text",
     label_field: str = "label",
+    length: Length | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(text, label_id)` read from TFRecord files of `tf.train.Example{text, label}`.
 
@@ -163,7 +192,7 @@ def text_classification_dataset_from_tfrecords(
         seed: seed of every shuffle and of augmentation.
         cache: cache parsed examples in memory (True) or in a file (a path).
         deterministic: keep a reproducible order (False trades it for throughput).
-        bucket, augment: as in `text_classification_dataset`.
+        bucket, augment, length: as in `text_classification_dataset`.
     """
     files = tf.io.gfile.glob(patterns) if isinstance(patterns, str) else sorted(
         path for pattern in patterns for path in tf.io.gfile.glob(pattern)
@@ -212,4 +241,4 @@ def text_classification_dataset_from_tfrecords(
     options = tf.data.Options()
     options.deterministic = deterministic
     dataset = dataset.with_options(options)
-    return _batches(dataset, True, batch_size, shuffle, seed, bucket, augment, deterministic)
+    return _batches(dataset, True, batch_size, shuffle, seed, bucket, augment, deterministic, length)

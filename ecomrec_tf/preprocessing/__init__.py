@@ -3,7 +3,7 @@
 from ecomrec_tf.preprocessing.mlm_substituter import MLMSubstituter
 from ecomrec_tf.preprocessing.slot_extractor import SlotExtractor
 from ecomrec_tf.preprocessing.text_augmenter import TextAugmenter, load_synonyms
-from ecomrec_tf.preprocessing.text_preprocessor import TextPreprocessor, normalize_text
+from ecomrec_tf.preprocessing.text_preprocessor import TextPreprocessor, normalize_text, token_lengths
 from ecomrec_tf.preprocessing.whole_word_masker import WholeWordMasker
 
 __all__ = [
@@ -14,4 +14,5 @@ __all__ = [
     "WholeWordMasker",
     "load_synonyms",
     "normalize_text",
+    "token_lengths",
 ]

@@ -111,6 +111,16 @@ class TextPreprocessor(keras.layers.Layer):
         return cls(**config)
 
 
+def token_lengths(preprocessor: TextPreprocessor):
+    """`texts -> tokens each` (`[CLS]` and `[SEP]` included, at most `sequence_length`): the key by
+    which `data.text_classification_dataset(length=...)` groups texts that pad alike."""
+
+    def length(texts: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_sum(tf.cast(preprocessor(texts)["padding_mask"], tf.int32), axis=1)
+
+    return length
+
+
 def fitting_sequence_length(
     tokenizer, texts, percentile: float = 95.0, limit: int = 512, batch_size: int = 1024
 ) -> tuple[int, float]:

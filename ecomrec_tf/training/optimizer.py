@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import keras
+import tensorflow as tf
 
 EMBEDDING_LAYERS = ("token_embedding", "position_embedding", "segment_embedding", "embeddings_layer_norm")
 
@@ -36,6 +37,7 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         self.layer_decay = layer_decay
         self.num_layers = num_layers
         self.multipliers = dict(multipliers or {})
+        self._fused = False  # whether this step runs `_update` (set each step)
 
     def learning_rate_multiplier(self, path: str) -> float:
         """The factor on the learning rate of the variable at `path`."""
@@ -51,12 +53,99 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         return self.layer_decay ** (self.num_layers + 1 - depth)
 
     def update_step(self, gradient, variable, learning_rate):
-        # On TensorFlow `variable` is the raw tf.Variable; its Keras variable carries the path.
-        path = self._trainable_variables[self._get_variable_index(variable)].path
-        multiplier = self.learning_rate_multiplier(path)
+        # Keras's update, for gradient accumulation and AMSGrad; `_update` is the fused path.
+        multiplier = self.learning_rate_multiplier(self._keras_variable(variable).path)
         if multiplier != 1.0:
             learning_rate = learning_rate * multiplier
         return super().update_step(gradient, variable, learning_rate)
+
+    def _step_constants(self) -> dict:
+        """What every variable's update shares in a step, computed once: Adam's beta powers and
+        the weight-decay rate."""
+        step = tf.cast(self.iterations + 1, tf.float32)
+        decay = None
+        if self.weight_decay is not None:
+            decay = tf.cast(self.learning_rate, tf.float32) * self.weight_decay
+        return {
+            "beta_1_power": tf.pow(self.beta_1, step),
+            "beta_2_power": tf.pow(self.beta_2, step),
+            "decay": decay,
+        }
+
+    def _keras_variable(self, variable):
+        # On TensorFlow the update sees the raw tf.Variable; its Keras variable carries the path.
+        return self._trainable_variables[self._get_variable_index(variable)]
+
+    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
+        if not self._fused:
+            return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+        constants = self._step_constants()
+        for gradient, variable in grads_and_vars:
+            args = (gradient, learning_rate, constants)
+            distribution.extended.update(variable, self._update, args=args, group=False)
+
+    def _update(self, variable, gradient, learning_rate, constants):
+        """One variable's AdamW step: decoupled weight decay then Adam, each one fused kernel for a
+        dense gradient (one pass over the weights instead of Keras's ten ops), or on the looked-up
+        rows only for a sparse one (`_lazy_update`)."""
+        multiplier = self.learning_rate_multiplier(self._keras_variable(variable).path)
+        learning_rate = learning_rate * multiplier if multiplier != 1.0 else learning_rate
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        m, v = self._momentums[index].value, self._velocities[index].value
+        decay = constants["decay"] if self._use_weight_decay(variable) else None
+
+        def cast(x):
+            return tf.cast(x, dtype)
+
+        if isinstance(gradient, tf.IndexedSlices):
+            return self._lazy_update(gradient, variable, m, v, learning_rate, constants, decay)
+        if decay is not None:  # one pass: the product's buffer becomes the variable's
+            variable.assign(variable * (1 - cast(decay)))
+        return tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=cast(constants["beta_1_power"]),
+            beta2_power=cast(constants["beta_2_power"]), lr=cast(learning_rate), beta1=cast(self.beta_1),
+            beta2=cast(self.beta_2), epsilon=cast(self.epsilon), grad=cast(gradient),
+        )  # fmt: skip
+
+    def _lazy_update(self, gradient, variable, m, v, learning_rate, constants, decay):
+        """Adam and weight decay on the rows a sparse gradient touches (an embedding's looked-up
+        tokens), as TF Addons' LazyAdam: the other rows and their moments stay as they are, instead
+        of a pass over every row of a 30k-word table each step."""
+        rows, values = gradient.indices, tf.cast(gradient.values, variable.dtype)
+        m_rows = self.beta_1 * tf.gather(m, rows) + (1 - self.beta_1) * values
+        v_rows = self.beta_2 * tf.gather(v, rows) + (1 - self.beta_2) * tf.square(values)
+        alpha = learning_rate * tf.sqrt(1 - constants["beta_2_power"]) / (1 - constants["beta_1_power"])
+        delta = tf.cast(alpha, variable.dtype) * m_rows / (tf.sqrt(v_rows) + self.epsilon)
+        if decay is not None:  # decoupled weight decay, on these rows only
+            delta += tf.gather(variable, rows) * tf.cast(decay, variable.dtype)
+        m.scatter_update(tf.IndexedSlices(m_rows, rows))
+        v.scatter_update(tf.IndexedSlices(v_rows, rows))
+        variable.scatter_sub(tf.IndexedSlices(delta, rows))
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        """Keras's apply, with sparse gradients kept sparse (their repeated rows summed, clipped by
+        the global norm with the dense ones) and the weight decay done in `_update`."""
+        # Gradient accumulators are dense, AMSGrad has a third moment: Keras's path as it is.
+        self._fused = not (self.gradient_accumulation_steps or self.amsgrad)
+        if not self._fused:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        grads = [unique_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        return super()._backend_apply_gradients(grads, trainable_variables)
+
+    def _apply_weight_decay(self, variables):
+        if not self._fused:  # the fused update decays in `_update`
+            return super()._apply_weight_decay(variables)
+
+    def _clip_gradients(self, grads):
+        if not (self.global_clipnorm and self.global_clipnorm > 0):
+            return super()._clip_gradients(grads)
+        # Keras's `clip_by_global_norm`, without densifying sparse gradients.
+        dense = [g.values if isinstance(g, tf.IndexedSlices) else g for g in grads if g is not None]
+        norm = tf.sqrt(2 * tf.add_n([tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in dense]))
+        scale = self.global_clipnorm * tf.minimum(1.0 / norm, 1.0 / self.global_clipnorm)
+        scale += norm - norm  # NaN for a NaN or infinite norm, as Keras's
+        return [None if g is None else scaled(g, scale) for g in grads]
 
     def get_config(self):
         return {
@@ -65,6 +154,21 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
             "num_layers": self.num_layers,
             "multipliers": self.multipliers,
         }
+
+
+def unique_rows(gradient: tf.IndexedSlices) -> tf.IndexedSlices:
+    """A sparse gradient with each row once, its repeats summed (a token twice in a batch)."""
+    rows, positions = tf.unique(gradient.indices)
+    values = tf.math.unsorted_segment_sum(gradient.values, positions, tf.shape(rows)[0])
+    return tf.IndexedSlices(values, rows, gradient.dense_shape)
+
+
+def scaled(gradient, scale):
+    """`gradient * scale`, dense or sparse, in the gradient's dtype."""
+    if isinstance(gradient, tf.IndexedSlices):
+        return tf.IndexedSlices(gradient.values * tf.cast(scale, gradient.values.dtype), gradient.indices,
+                                gradient.dense_shape)  # fmt: skip
+    return gradient * tf.cast(scale, gradient.dtype)
 
 
 def make_optimizer(

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from ecomrec_tf.training.optimizer import LayerwiseAdamW, LinearWarmupDecay, make_optimizer
 
@@ -60,3 +61,52 @@ def test_weight_decay_skips_biases_and_layer_norms():
 def test_an_unknown_step_count_is_refused_not_silently_a_one_step_schedule():
     with pytest.raises(ValueError, match="total_steps must be >= 1, got -6"):
         make_optimizer(1e-3, total_steps=-2 * 3)
+
+
+def _adamw_pair(**kwargs):
+    """Keras's AdamW and ours, same settings, on copies of the same weights."""
+    settings = dict(learning_rate=0.1, weight_decay=0.05, global_clipnorm=1.0, **kwargs)
+    return keras.optimizers.AdamW(**settings), LayerwiseAdamW(**settings)
+
+
+def test_fused_dense_updates_match_keras_adamw_step_for_step():
+    """The fused Adam kernel, weight decay and global-norm clipping move dense weights exactly as
+    Keras's AdamW does, over several steps."""
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(4, 3)).astype("float32")
+    weights = [keras.Variable(start, name="kernel"), keras.Variable(start, name="kernel")]
+    gradients = [3 * (step - 1.5 + rng.normal(size=(4, 3))).astype("float32") for step in range(4)]
+    for optimizer, variable in zip(_adamw_pair(), weights):
+        for gradient in gradients:
+            optimizer.apply([tf.constant(gradient)], [variable])
+    np.testing.assert_allclose(weights[1].numpy(), weights[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert not np.allclose(weights[0].numpy(), start)
+
+
+def test_sparse_gradients_update_only_the_rows_looked_up():
+    """An embedding's gradient stays sparse (lazy Adam): looked-up rows (a row twice counts twice)
+    move as Keras's dense AdamW moves them on the first step; untouched rows and their moments stay."""
+    table = np.arange(12, dtype="float32").reshape(6, 2) / 10
+    ids = tf.constant([1, 4, 1])
+    dense, lazy = keras.Variable(table, name="embeddings"), keras.Variable(table, name="embeddings")
+    keras_adamw, ours = _adamw_pair()
+    for optimizer, variable in ((keras_adamw, dense), (ours, lazy)):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(tf.gather(variable.value, ids) ** 2)
+        gradient = tape.gradient(loss, variable.value)
+        assert isinstance(gradient, tf.IndexedSlices)
+        optimizer.apply([gradient], [variable])
+    np.testing.assert_allclose(lazy.numpy()[[1, 4]], dense.numpy()[[1, 4]], rtol=1e-6)
+    untouched = [0, 2, 3, 5]
+    np.testing.assert_array_equal(lazy.numpy()[untouched], table[untouched])  # not even weight decay
+    assert not np.allclose(dense.numpy()[untouched], table[untouched])  # dense AdamW decays them
+    assert not np.any(ours._momentums[0].numpy()[untouched])
+
+
+def test_sparse_and_dense_gradients_share_one_global_norm():
+    optimizer = LayerwiseAdamW(learning_rate=1.0, global_clipnorm=1.0)
+    sparse = tf.IndexedSlices(tf.constant([[3.0, 0.0], [0.0, 0.0]]), tf.constant([0, 2]), tf.constant([5, 2]))
+    clipped = optimizer._clip_gradients([sparse, tf.constant([4.0])])
+    np.testing.assert_allclose(clipped[0].values.numpy(), [[0.6, 0.0], [0.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(clipped[1].numpy(), [0.8], rtol=1e-6)
+    assert isinstance(clipped[0], tf.IndexedSlices)
