@@ -97,6 +97,15 @@ OPTIONS: dict[str, tuple[tuple[str, ...], dict]] = {
         ("--layer-decay",),
         {"type": float, "default": 1.0, "help": "layer-wise learning-rate decay"},
     ),
+    "precision": (
+        ("--precision",),
+        {
+            "choices": ["auto", "float32", "mixed_bfloat16"],
+            "default": "auto",
+            "help": "training compute precision; auto: bfloat16 on CPUs with AVX512-BF16/AMX and on "
+            "GPUs from A100 on, else float32 (the saved model is float32 either way)",
+        },
+    ),
 }
 
 

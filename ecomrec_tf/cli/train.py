@@ -40,6 +40,7 @@ def train_intent(args, folder: Path):
         lora_rank=args.lora_rank,
         layer_decay=args.layer_decay,
         class_weight=None if args.class_weight == "none" else args.class_weight,
+        precision=args.precision,
         verbose=verbosity(),
     )
     print(f"model: {folder / 'model.keras'}  ({history['examples_per_second'][0]:.1f} training examples/s)")
@@ -214,9 +215,8 @@ def add_intent_options(parser, **defaults) -> None:
     """What intent training takes (`train intent`, `quickstart`), with `defaults` over `INTENT`'s."""
     add(parser, "encoder")
     add_run_options(parser, INTENT | defaults, "macro-F1", "max tokens per text, longer is cut")
-    add(parser, "class_weight", "train_top_layers", "lora_rank", "layer_decay", train_top_layers={
-        "default": defaults.get("train_top_layers", "all")
-    })  # fmt: skip
+    add(parser, "class_weight", "train_top_layers", "lora_rank", "layer_decay", "precision",
+        train_top_layers={"default": defaults.get("train_top_layers", "all")})  # fmt: skip
 
 
 def register(commands) -> None:

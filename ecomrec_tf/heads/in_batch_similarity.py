@@ -38,6 +38,11 @@ class InBatchSimilarity(keras.layers.Layer):
         return tf.minimum(tf.exp(tf.cast(self.log_scale, tf.float32)), 100.0)
 
     def call(self, context_vectors, reply_vectors, replies):
+        # float32 whatever the compute dtype (mixed precision): a softmax over the batch, cheap
+        context_vectors, reply_vectors = (
+            tf.cast(context_vectors, tf.float32),
+            tf.cast(reply_vectors, tf.float32),
+        )
         logits = self.scale * tf.matmul(context_vectors, reply_vectors, transpose_b=True)  # (B, B)
         twins = tf.equal(replies[:, None], replies[None, :])
         twins = tf.logical_and(twins, tf.logical_not(tf.eye(tf.shape(replies)[0], dtype=tf.bool)))

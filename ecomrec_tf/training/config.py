@@ -11,9 +11,9 @@ from pathlib import Path
 import yaml
 
 from ecomrec_tf.errors import ConfigError
+from ecomrec_tf.training.precision import PRECISIONS
 
 STRATEGIES = ("default", "mirrored", "multi_worker", "tpu")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 # What each field holds: (kind, smallest value) for numbers, a tuple of choices, or a kind name.
 # Kinds: "int", "number" (>= the smallest), "positive", "fraction" ([0, 1)), a "?" allowing null;
 # "bool", "path", "paths" (a file or a list of files), "table".

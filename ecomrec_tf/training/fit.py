@@ -11,6 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.training.precision import to_float32
+
 MODEL_FILE = "model.keras"  # the trained model in a run folder
 STEP_SCALARS_EVERY = 50  # steps between TensorBoard's per-step training scalars (`batch_loss`, ...)
 
@@ -198,8 +200,10 @@ def fit(
 def save_model(model: keras.Model, path: str | Path) -> Path:
     """Saves a `.keras` file via a fsynced temporary file renamed over it, so a crash (or a power
     cut) never leaves a truncated model, then deletes the crash backup `fit` left beside it
-    (`backup/`), which the saved model supersedes."""
+    (`backup/`), which the saved model supersedes. A model trained in mixed precision is switched to
+    float32 first (`precision.to_float32`): saved models compute in float32 on any machine."""
     path = Path(path)
+    to_float32(model)
     partial = path.with_name(path.name + ".partial.keras")
     model.save(partial)
     fsync(partial)

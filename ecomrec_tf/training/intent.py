@@ -20,6 +20,7 @@ from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length, 
 from ecomrec_tf.training.fit import MODEL_FILE, fit, save_model, save_run_config
 from ecomrec_tf.training.metrics import MacroF1
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.precision import precision_scope, to_float32
 from ecomrec_tf.training.task import Task, compile_tasks, text_task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
 
@@ -102,6 +103,7 @@ def train_intent(
     lora_rank: int | None = None,
     layer_decay: float = 1.0,
     class_weight: str | None = INTENT["class_weight"],
+    precision: str = "auto",
     verbose: int | str = "auto",
 ) -> tuple[IntentModel, dict]:
     """Fine-tunes an intent model and saves it as `run_dir/model.keras`.
@@ -110,7 +112,8 @@ def train_intent(
     percentile of token lengths, at most 512; printed). Training stops when validation macro-F1
     has not risen for `patience` epochs and keeps the best epoch's weights (None: every epoch,
     the last kept). `class_weight="balanced"` weighs every class the same in the loss, for skewed
-    labels. Accuracy and macro-F1 are logged every epoch.
+    labels. Accuracy and macro-F1 are logged every epoch. `precision` `auto` trains in bfloat16 where
+    the hardware computes it fast (`training.precision`); the saved model is float32 either way.
 
     Also writes `run_dir/config.json` (these arguments), TensorBoard logs (`train/`, `validation/`),
     `history.json` and `curves.png`; TensorBoard also gets the HParams, PR curves per intent, sample
@@ -125,45 +128,53 @@ def train_intent(
 
     labels, (train_texts, train_ids), (valid_texts, valid_ids) = read_intent_splits(train_file, valid_file)
 
-    keras.utils.set_random_seed(seed)
-    encoder_ = load_encoder(encoder)
-    if sequence_length is None:
-        limit = min(512, encoder_.backbone.max_sequence_length)
-        sequence_length, cut = fitting_sequence_length(encoder_.tokenizer, train_texts, limit=limit)
-        print(f"sequence length {sequence_length} (95th percentile of training token lengths, at most "
-              f"{limit}): {cut:.1%} of training texts are cut")  # fmt: skip
-        config = save_run_config(run_dir, {**config, "sequence_length": sequence_length})
-    weights = None
-    if class_weight == "balanced":
-        weights = class_weights(train_ids, len(labels))
-    elif class_weight is not None:
-        raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
-    model = build_intent_model(
-        encoder_,
-        labels,
-        sequence_length=sequence_length,
-        train_top_layers=train_top_layers,
-        lora_rank=lora_rank,
-    )
-    task = intent_task(
-        model, (train_texts, train_ids), (valid_texts, valid_ids), batch_size, seed, sample_weights=weights
-    )
-    train, valid = task.dataset("train"), task.dataset("valid")
-    steps_per_epoch = int(train.cardinality())
-    compile_tasks(
-        task,
-        make_optimizer(
-            learning_rate,
-            total_steps=steps_per_epoch * epochs,
-            layer_decay=layer_decay,
-            num_layers=encoder_.backbone.num_layers,
-        ),
-    )
-    start = time.perf_counter()
-    history = fit(
-        task.model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience, monitor="val_macro_f1",
-        verbose=verbose,
-    )  # fmt: skip
+    with precision_scope(precision) as policy:
+        config = save_run_config(run_dir, {**config, "policy": policy})
+        keras.utils.set_random_seed(seed)
+        encoder_ = load_encoder(encoder)
+        if sequence_length is None:
+            limit = min(512, encoder_.backbone.max_sequence_length)
+            sequence_length, cut = fitting_sequence_length(encoder_.tokenizer, train_texts, limit=limit)
+            print(f"sequence length {sequence_length} (95th percentile of training token lengths, at most "
+                  f"{limit}): {cut:.1%} of training texts are cut")  # fmt: skip
+            config = save_run_config(run_dir, {**config, "sequence_length": sequence_length})
+        weights = None
+        if class_weight == "balanced":
+            weights = class_weights(train_ids, len(labels))
+        elif class_weight is not None:
+            raise ValueError(f"class_weight must be 'balanced' or None, got {class_weight!r}")
+        model = build_intent_model(
+            encoder_,
+            labels,
+            sequence_length=sequence_length,
+            train_top_layers=train_top_layers,
+            lora_rank=lora_rank,
+        )
+        task = intent_task(
+            model,
+            (train_texts, train_ids),
+            (valid_texts, valid_ids),
+            batch_size,
+            seed,
+            sample_weights=weights,
+        )
+        train, valid = task.dataset("train"), task.dataset("valid")
+        steps_per_epoch = int(train.cardinality())
+        compile_tasks(
+            task,
+            make_optimizer(
+                learning_rate,
+                total_steps=steps_per_epoch * epochs,
+                layer_decay=layer_decay,
+                num_layers=encoder_.backbone.num_layers,
+            ),
+        )
+        start = time.perf_counter()
+        history = fit(
+            task.model, train, valid, epochs=epochs, run_dir=run_dir, patience=patience,
+            monitor="val_macro_f1", verbose=verbose,
+        )  # fmt: skip
+    to_float32(model)  # saved, reported and exported in float32 whatever it trained in
     seconds = time.perf_counter() - start
     history = {key: [float(v) for v in values] for key, values in history.history.items()}
     history["examples_per_second"] = [len(train_texts) * len(history["loss"]) / seconds]

@@ -20,6 +20,7 @@ from ecomrec_tf.training.intent import intent_task, read_intent_splits
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.mlm import ENCODER_DIR, MLM_HEAD_WARMUP_STEPS, masked_lm, mlm_task, warm_up_head
 from ecomrec_tf.training.optimizer import make_optimizer
+from ecomrec_tf.training.precision import resolve_precision
 from ecomrec_tf.training.reply import reply_bank_for, reply_tasks
 from ecomrec_tf.training.task import Task
 from ecomrec_tf.training.tensorboard import intent_report, log_hparams
@@ -156,7 +157,7 @@ def run(config: RunConfig, run_dir: str | Path, verbose: int = 1) -> dict:
     """
     run_dir = Path(run_dir)
     save_config(config, run_dir)
-    keras.mixed_precision.set_global_policy(config.mixed_precision)
+    keras.mixed_precision.set_global_policy(resolve_precision(config.mixed_precision))
     try:
         strategy = make_strategy(config.strategy)
         with strategy.scope():

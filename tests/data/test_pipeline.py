@@ -143,3 +143,27 @@ def test_balanced_class_weights_make_every_class_weigh_the_same():
     )
     texts, ids, batch_weights = batches[0]
     assert batch_weights.numpy().tolist() == [1.0, 2.0, 3.0] and ids.numpy().tolist() == [0, 1, 1]
+
+
+def test_batches_sorted_by_token_length_are_full_and_carry_little_padding(tiny_encoder):
+    from ecomrec_tf.preprocessing import TextPreprocessor, token_lengths
+
+    rng = np.random.default_rng(0)
+    words = ["red", "running", "shoes", "refund", "parcel", "waterproof", "jacket", "xl", "unboxing"]
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 30, size=200)]
+    preprocessor = TextPreprocessor(tiny_encoder.tokenizer, 64)
+
+    def padding(**kwargs):
+        dataset = text_classification_dataset(texts, list(range(200)), batch_size=16, shuffle=True, **kwargs)
+        sizes, real, padded, seen = [], 0, 0, []
+        for text, label in dataset:
+            mask = preprocessor(text)["padding_mask"].numpy()
+            sizes.append(len(mask))
+            real, padded, seen = real + mask.sum(), padded + mask.size, seen + label.numpy().tolist()
+        assert sorted(seen) == list(range(200))
+        return sizes, 1 - real / padded
+
+    sizes, sorted_padding = padding(length=token_lengths(preprocessor))
+    assert sorted(sizes) == [8] + [16] * 12  # full batches but one
+    _, plain_padding = padding(bucket=False)
+    assert sorted_padding < 0.03 and plain_padding > 0.3
