@@ -61,4 +61,6 @@ def to_float32(model: keras.Model) -> keras.Model:
     for layer in model._flatten_layers(include_self=True):
         if layer.dtype_policy.name.startswith("mixed_"):
             layer.dtype_policy = "float32"
+        if isinstance(layer, keras.Model):  # its traced predict/evaluate/train steps computed in bfloat16
+            layer.predict_function = layer.test_function = layer.train_function = None
     return model
