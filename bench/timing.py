@@ -14,3 +14,17 @@ def timings(fn, seconds: float, minimum: int = 5) -> list[float]:
         fn()
         times.append(time.perf_counter() - start)
     return times
+
+
+def matmul_peak(dtype="float32", n: int = 2048, seconds: float = 3.0) -> float:
+    """FLOP/s of a large `dtype` matmul on the default device: the peak utilisation is measured against."""
+    import tensorflow as tf
+
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    matmul = tf.function(tf.matmul)
+    matmul(a, a).numpy()
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        matmul(a, a).numpy()
+        runs += 1
+    return 2 * n**3 * runs / (time.perf_counter() - start)

@@ -20,6 +20,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import matmul_peak
 
 from ecomrec_tf.data import text_classification_dataset
 from ecomrec_tf.data.intent_data import generate_intent_data
@@ -35,20 +36,6 @@ parser.add_argument("--warmup-steps", type=int, default=12)
 parser.add_argument("--steps", type=int, default=24, help="timed steps per row")
 parser.add_argument("--precision", default="float32", help="float32, mixed_bfloat16 or mixed_float16")
 args = parser.parse_args()
-
-
-def matmul_peak(n: int = 2048, seconds: float = 3.0) -> float:
-    """Float32 FLOP/s of a large matmul on the default device."""
-    dtype = tf.bfloat16 if args.precision == "mixed_bfloat16" else tf.float32
-    a, b = tf.random.normal([n, n], dtype=tf.float32), tf.random.normal([n, n], dtype=tf.float32)
-    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-    matmul = tf.function(lambda x, y: tf.matmul(x, y))
-    matmul(a, b).numpy()
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        matmul(a, b).numpy()
-        runs += 1
-    return 2 * n**3 * runs / (time.perf_counter() - start)
 
 
 def flops_per_real_token(backbone, padded_length: float, padding_ratio: float) -> float:
@@ -132,7 +119,7 @@ def run_loop(bucket: bool, xla: bool, pad: bool) -> float:
     return time.perf_counter() - start
 
 
-peak = matmul_peak()
+peak = matmul_peak("bfloat16" if args.precision == "mixed_bfloat16" else "float32")
 print(
     f"device: {tf.config.list_logical_devices()[-1].device_type}, precision {args.precision}, "
     f"encoder {args.encoder}, batch {args.batch_size}, {args.steps} timed steps after {args.warmup_steps}"

@@ -34,7 +34,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
-from timing import timings
+from timing import matmul_peak, timings
 
 from ecomrec_tf.data import generate_intent_data, text_classification_dataset
 from ecomrec_tf.data.readers import read_dialogues
@@ -65,18 +65,6 @@ parser.add_argument("--learning-rate", type=float, default=1e-4)
 parser.add_argument("--precision", default="auto", help="ours: auto, float32 or mixed_bfloat16")
 parser.add_argument("--intent-only", action="store_true", help="skip the MLM and reply rates")
 args = parser.parse_args()
-
-
-def matmul_peak(dtype, n: int = 2048, seconds: float = 3.0) -> float:
-    """FLOP/s of a large matmul in `dtype`."""
-    a = tf.cast(tf.random.normal([n, n]), dtype)
-    matmul = tf.function(tf.matmul)
-    matmul(a, a).numpy()
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        matmul(a, a).numpy()
-        runs += 1
-    return 2 * n**3 * runs / (time.perf_counter() - start)
 
 
 def keras_adamw(steps: int) -> keras.optimizers.AdamW:
@@ -251,7 +239,7 @@ ids = [labels.index(example["label"]) for example in train]
 test_texts = tf.constant([example["text"] for example in test])
 test_ids = np.array([labels.index(example["label"]) for example in test])
 
-peak, bf16_peak = matmul_peak(tf.float32), matmul_peak(tf.bfloat16)
+peak, bf16_peak = matmul_peak("float32"), matmul_peak("bfloat16")
 reference = load_encoder(args.encoder)
 tokens = float(
     np.mean(

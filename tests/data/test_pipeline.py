@@ -166,4 +166,4 @@ def test_batches_sorted_by_token_length_are_full_and_carry_little_padding(tiny_e
     sizes, sorted_padding = padding(length=token_lengths(preprocessor))
     assert sorted(sizes) == [8] + [16] * 12  # full batches but one
     _, plain_padding = padding(bucket=False)
-    assert sorted_padding < 0.03 and plain_padding > 0.3
+    assert sorted_padding < 0.08 and plain_padding > 0.35, (sorted_padding, plain_padding)
