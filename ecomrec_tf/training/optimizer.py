@@ -17,8 +17,15 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
     The head (any variable outside the encoder) learns at the full rate, the top transformer layer
     at `layer_decay` times it, layer `i` (from 0 at the bottom) at `layer_decay ** (num_layers - i)`,
     and the embeddings at `layer_decay ** (num_layers + 1)`: lower layers, which hold general
-    language knowledge, move least (Clark et al., ELECTRA). Encoder layers are recognised by the
-    keras-hub variable paths `transformer_layer_<i>/...` and the embedding layer names.
+    language knowledge, move least (Clark et al., ELECTRA).
+
+    Each step runs in fused kernels (Adam in one `ResourceApplyAdam`, the decoupled decay in one pass)
+    and keeps sparse gradients sparse: the word embedding's rows a batch did not look up keep their
+    values and moments (lazy Adam), instead of a pass over the whole table. Dense weights move exactly
+    as with Keras's AdamW; gradient accumulation and AMSGrad run Keras's own update.
+
+    Encoder layers are recognised by the keras-hub variable paths `transformer_layer_<i>/...` and the
+    embedding layer names.
 
     Args:
         layer_decay: multiplier per layer; 1 is plain AdamW.
@@ -88,10 +95,10 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         """One variable's AdamW step: decoupled weight decay then Adam, each one fused kernel for a
         dense gradient (one pass over the weights instead of Keras's ten ops), or on the looked-up
         rows only for a sparse one (`_lazy_update`)."""
-        multiplier = self.learning_rate_multiplier(self._keras_variable(variable).path)
+        index = self._get_variable_index(variable)
+        multiplier = self.learning_rate_multiplier(self._trainable_variables[index].path)
         learning_rate = learning_rate * multiplier if multiplier != 1.0 else learning_rate
         dtype = variable.dtype
-        index = self._get_variable_index(variable)
         m, v = self._momentums[index].value, self._velocities[index].value
         decay = constants["decay"] if self._use_weight_decay(variable) else None
 
@@ -128,9 +135,8 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
         the global norm with the dense ones) and the weight decay done in `_update`."""
         # Gradient accumulators are dense, AMSGrad has a third moment: Keras's path as it is.
         self._fused = not (self.gradient_accumulation_steps or self.amsgrad)
-        if not self._fused:
-            return super()._backend_apply_gradients(grads, trainable_variables)
-        grads = [unique_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
+        if self._fused:
+            grads = [unique_rows(g) if isinstance(g, tf.IndexedSlices) else g for g in grads]
         return super()._backend_apply_gradients(grads, trainable_variables)
 
     def _apply_weight_decay(self, variables):

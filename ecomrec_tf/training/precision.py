@@ -2,7 +2,7 @@
 
 Under `mixed_bfloat16` the weights stay float32 and the matmuls run in bfloat16; losses and model
 outputs stay float32 (`Task.per_example_loss`, the heads' float32 outputs). Saved models are float32
-whatever the training precision (`float32_copy`), so serving computes in float32 on any machine.
+whatever the training precision (`to_float32`), so serving computes in float32 on any machine.
 """
 
 from __future__ import annotations
