@@ -25,17 +25,19 @@ def char_lengths(texts: tf.Tensor) -> tf.Tensor:
 
 
 def length_sorted_batches(
-    dataset: tf.data.Dataset, batch_size: int, length: Length = char_lengths, shuffle: bool = False,
+    dataset: tf.data.Dataset, batch_size: int, length: Length | None = None, shuffle: bool = False,
     seed: int = 0,
 ) -> tf.data.Dataset:  # fmt: skip
     """Batches of examples of similar length, all full but the last.
 
     The examples of each window of `SORT_WINDOW` batches are sorted by `length(texts)` (e.g. token
-    counts, `preprocessing.token_lengths`) and cut into batches, whose order is then shuffled when
-    `shuffle`. A batch pads to its longest text, so this removes nearly all padding; unlike length
-    buckets it leaves no partial batch per bucket at each epoch's end. Elements are `text` or tuples
-    whose first part is the text.
+    counts, `preprocessing.token_lengths`; None counts characters) and cut into batches, whose order
+    is then shuffled when `shuffle`. A batch pads to its longest text, so this removes nearly all
+    padding; unlike length buckets it leaves no partial batch per bucket at each epoch's end. Elements
+    are `text` or tuples whose first part is the text.
     """
+
+    length = length or char_lengths
 
     def sort(*window):
         order = tf.argsort(length(window[0]), stable=True)
@@ -80,7 +82,7 @@ def _batches(
 ) -> tf.data.Dataset:
     """Examples (text[, label]) -> shuffled, length-sorted, augmented, prefetched batches."""
     if bucket:
-        dataset = length_sorted_batches(dataset, batch_size, length or char_lengths, shuffle, seed)
+        dataset = length_sorted_batches(dataset, batch_size, length, shuffle, seed)
     else:
         dataset = dataset.batch(batch_size)
     if augment is not None:

@@ -61,7 +61,9 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
 
     def update_step(self, gradient, variable, learning_rate):
         # Keras's update, for gradient accumulation and AMSGrad; `_update` is the fused path.
-        multiplier = self.learning_rate_multiplier(self._keras_variable(variable).path)
+        # On TensorFlow the update sees the raw tf.Variable; its Keras variable carries the path.
+        path = self._trainable_variables[self._get_variable_index(variable)].path
+        multiplier = self.learning_rate_multiplier(path)
         if multiplier != 1.0:
             learning_rate = learning_rate * multiplier
         return super().update_step(gradient, variable, learning_rate)
@@ -78,10 +80,6 @@ class LayerwiseAdamW(keras.optimizers.AdamW):
             "beta_2_power": tf.pow(self.beta_2, step),
             "decay": decay,
         }
-
-    def _keras_variable(self, variable):
-        # On TensorFlow the update sees the raw tf.Variable; its Keras variable carries the path.
-        return self._trainable_variables[self._get_variable_index(variable)]
 
     def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
         if not self._fused:
