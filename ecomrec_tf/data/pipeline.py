@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from ecomrec_tf.progress import progress_bar
+
 # Boundaries in characters, for the purchase and dialogue batches. Shop queries are short: most fall
 # in the first three buckets.
 CHAR_BUCKETS = (12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64, 80, 96, 128, 256)
@@ -49,6 +51,21 @@ def length_sorted_batches(
     return dataset.shuffle(2 * SORT_WINDOW, seed=seed) if shuffle else dataset
 
 
+def row_lengths(ids: tf.RaggedTensor) -> tf.Tensor:
+    """Tokens in each text of a batch of token ids: the sort key of tokenised examples."""
+    return ids.row_lengths()
+
+
+def token_ids(texts: Sequence[str], preprocessor, chunk: int = 4096) -> tf.RaggedTensor:
+    """`preprocessor.token_ids` of every text, computed now in chunks (a progress bar when many)."""
+    starts = range(0, len(texts), chunk)
+    bar = progress_bar(starts, desc="tokenising", unit="chunk", disable=len(starts) < 16)
+    parts = [
+        preprocessor.token_ids(tf.constant(list(texts[start : start + chunk]), tf.string)) for start in bar
+    ]
+    return tf.concat(parts, axis=0) if parts else tf.ragged.constant([], tf.int32, ragged_rank=1)
+
+
 def map_with_seeds(dataset: tf.data.Dataset, seed: int, fn, deterministic: bool = True) -> tf.data.Dataset:
     """Maps `fn(batch, stateless_seed)` over batches; seeds come from `seed`, fresh every epoch."""
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -79,12 +96,19 @@ def _batches(
     augment: Augment | None,
     deterministic: bool = True,
     length: Length | None = None,
+    features: Callable | None = None,
 ) -> tf.data.Dataset:
-    """Examples (text[, label]) -> shuffled, length-sorted, augmented, prefetched batches."""
+    """Examples (text[, label]) -> shuffled, length-sorted, augmented, prefetched batches; with
+    `features`, examples of token ids (ragged) -> batches of `features(ids)`."""
     if bucket:
         dataset = length_sorted_batches(dataset, batch_size, length, shuffle, seed)
     else:
         dataset = dataset.batch(batch_size)
+    if features is not None:
+        dataset = dataset.map(
+            lambda *batch: (features(batch[0]), *batch[1:]) if labelled else features(batch[0]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
     if augment is not None:
         dataset = map_with_seeds(
             dataset,
@@ -116,12 +140,14 @@ def text_classification_dataset(
     input_context: tf.distribute.InputContext | None = None,
     sample_weights: Sequence[float] | None = None,
     length: Length | None = None,
+    preprocessor=None,
 ) -> tf.data.Dataset:
     """Batches of raw strings (and label ids, and sample weights) from memory, grouped by length.
 
     The model tokenises inside its graph and pads each batch to its longest text, so grouping texts
     of similar length is what removes padding (`length_sorted_batches`). Batch order is shuffled
-    with `seed` when `shuffle`.
+    with `seed` when `shuffle`. With a `preprocessor`, texts are tokenised once, here, and the
+    batches are the encoder's inputs instead: no tokenizer runs in the pipeline at each epoch.
 
     Args:
         texts: raw strings.
@@ -139,12 +165,23 @@ def text_classification_dataset(
         sample_weights: a loss weight per example (e.g. `class_weights`), with `label_ids`.
         length: the grouping key, `length(batch of texts) -> int lengths`: token counts
             (`preprocessing.token_lengths(model.preprocessor)`) group best; None counts characters.
+        preprocessor: a `preprocessing.TextPreprocessor` (the model's): texts become its
+            `token_ids` now, batches its `features` (a dict of `token_ids`, `padding_mask`,
+            `segment_ids`), sorted by token count (`length` unused). Training data of a fixed set of
+            texts gains most: a tokenizer in the pipeline is set up again at every epoch's iterator
+            (~0.15 s for MiniLM's). Not with `augment`, which rewrites strings.
 
     Returns:
         A dataset of `text` batches, or `(text, label_id)` batches (`(text, label_id, weight)` with
-        `sample_weights`), whose cardinality is known.
+        `sample_weights`), whose cardinality is known; features in place of `text` with a
+        `preprocessor`.
     """
     texts, batch_size = shard_for(np.asarray(list(texts), dtype=object), batch_size, input_context)
+    count, features = len(texts), None
+    if preprocessor is not None:
+        if augment is not None:
+            raise ValueError("augment rewrites raw strings: pass it without a preprocessor")
+        texts, length, features = token_ids(texts, preprocessor), row_lengths, preprocessor.features
     elements = texts
     if label_ids is not None:
         label_ids, _ = shard_for(np.asarray(label_ids, dtype=np.int32), batch_size, input_context)
@@ -154,11 +191,12 @@ def text_classification_dataset(
             elements = (texts, label_ids, weights)
     dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
-        dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    batches = int(np.ceil(len(texts) / batch_size))  # every batch is full but the last
+        dataset = dataset.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    batches = int(np.ceil(count / batch_size))  # every batch is full but the last
     dataset = _batches(
-        dataset, label_ids is not None, batch_size, shuffle, seed, bucket, augment, length=length
-    )
+        dataset, label_ids is not None, batch_size, shuffle, seed, bucket, augment, length=length,
+        features=features,
+    )  # fmt: skip
     # Sorting (unbatch, batch) hides the batch count; Keras needs it to size progress bars.
     return dataset.apply(tf.data.experimental.assert_cardinality(batches))
 

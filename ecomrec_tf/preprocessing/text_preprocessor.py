@@ -64,6 +64,12 @@ class TextPreprocessor(keras.layers.Layer):
         self.built = True
 
     def call(self, text):
+        return self.features(self.token_ids(text))
+
+    def token_ids(self, text) -> tf.RaggedTensor:
+        """Raw strings -> each text's ids, `[CLS]` and `[SEP]` included, at most `sequence_length`
+        (ragged int32): what `features` pads. Tokenising once (e.g. `data.text_classification_dataset(
+        preprocessor=...)`) then padding each batch keeps the tokenizer out of every epoch."""
         text = tf.convert_to_tensor(text)
         if text.dtype != tf.string:
             raise TypeError(f"TextPreprocessor takes strings, got {text.dtype.name}")
@@ -78,10 +84,14 @@ class TextPreprocessor(keras.layers.Layer):
             left_pad=tf.constant([self.tokenizer.cls_token_id], pieces.dtype),
             right_pad=tf.constant([self.tokenizer.sep_token_id], pieces.dtype),
         )
+        return tf.cast(ids, tf.int32)
+
+    def features(self, ids: tf.RaggedTensor) -> dict[str, tf.Tensor]:
+        """`token_ids` output -> the encoder's inputs, padded to the longest text of the batch."""
         token_ids = ids.to_tensor(self.tokenizer.pad_token_id)
         padding_mask = tf.sequence_mask(ids.row_lengths(), maxlen=tf.shape(token_ids)[1])
         return {
-            "token_ids": tf.cast(token_ids, "int32"),
+            "token_ids": token_ids,
             "padding_mask": padding_mask,
             "segment_ids": tf.zeros_like(token_ids, dtype="int32"),
         }

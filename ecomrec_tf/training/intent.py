@@ -16,7 +16,7 @@ from ecomrec_tf.defaults import INTENT
 from ecomrec_tf.encoders import load_encoder
 from ecomrec_tf.evaluation import plot_history
 from ecomrec_tf.models import IntentModel, build_intent_model
-from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length, token_lengths
+from ecomrec_tf.preprocessing.text_preprocessor import fitting_sequence_length
 from ecomrec_tf.training.fit import MODEL_FILE, fit, save_model, save_run_config
 from ecomrec_tf.training.metrics import MacroF1
 from ecomrec_tf.training.optimizer import make_optimizer
@@ -42,8 +42,8 @@ def intent_task(
 ) -> Task:
     """The intent head's task, which `train_intent` (`model.fit`), `tune_intent` and the `Trainer`
     (`training.run`) all train: cross-entropy on the probabilities, accuracy and macro-F1, batches of
-    `(texts, label ids)` grouped by token length and tokenised in the input pipeline, each replica reading
-    its share of the global `batch_size`; validation in batches twice that size."""
+    `(texts, label ids)` tokenised once and grouped by token length in the input pipeline, each replica
+    reading its share of the global `batch_size`; validation in batches twice that size."""
 
     def train_data(context, texts=train[0], ids=train[1]):
         return text_classification_dataset(
@@ -54,12 +54,12 @@ def intent_task(
             seed=seed,
             input_context=context,
             sample_weights=sample_weights,
-            length=token_lengths(model.preprocessor),
+            preprocessor=model.preprocessor,
         )
 
     def valid_data(context):
         return text_classification_dataset(
-            *valid, batch_size * 2, input_context=context, length=token_lengths(model.preprocessor)
+            *valid, batch_size * 2, input_context=context, preprocessor=model.preprocessor
         )
 
     return text_task(

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from ecomrec_tf.data.pipeline import map_with_seeds, text_classification_dataset
 from ecomrec_tf.encoders import Encoder, load_encoder, save_encoder, train_top_layers
-from ecomrec_tf.preprocessing import TextPreprocessor, token_lengths
+from ecomrec_tf.preprocessing import TextPreprocessor
 from ecomrec_tf.preprocessing.whole_word_masker import WholeWordMasker
 from ecomrec_tf.training.loop import Trainer
 from ecomrec_tf.training.optimizer import make_optimizer
@@ -51,7 +51,7 @@ def mlm_task(
     seed: int = 0,
     weight: float = 1.0,
 ) -> Task:
-    """The MLM task on `texts`: tokenised, whole-word masked (fresh masks each epoch) in the input pipeline.
+    """The MLM task on `texts`: tokenised once, whole-word masked afresh each epoch in the input pipeline.
 
     Its loss is the mean cross-entropy over all masked pieces of the global batch; its metric the
     accuracy of the top prediction at masked positions.
@@ -63,9 +63,9 @@ def mlm_task(
         def dataset_fn(input_context=None):
             dataset = text_classification_dataset(
                 data, None, batch_size, shuffle=shuffle, seed=data_seed, input_context=input_context,
-                length=token_lengths(preprocessor),
+                preprocessor=preprocessor,
             )  # fmt: skip
-            return map_with_seeds(dataset, data_seed, lambda text, s: masker(preprocessor(text), s))
+            return map_with_seeds(dataset, data_seed, masker)
 
         return dataset_fn
 

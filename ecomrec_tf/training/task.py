@@ -114,16 +114,16 @@ def text_task(
     metrics: Callable[[], list[keras.metrics.Metric]] = list,
     pad_to_multiple: int | None = None,
 ) -> Task:
-    """A task for a `TextModel` on batches of raw strings: tokenised in the input pipeline, and
-    `training_view(model.core, model.target_output)` trains.
+    """A task for a `TextModel` on batches of raw strings, tokenised in the input pipeline (or of the
+    model preprocessor's features), and `training_view(model.core, model.target_output)` trains.
 
     `pad_to_multiple` pads each batch's token length up to a multiple (e.g. 16), so that XLA
     (`Trainer(jit_compile=True)`) compiles a handful of shapes instead of one per length.
     """
     preprocessor = model.preprocessor
 
-    def prepare(x, *rest):
-        features = preprocessor(x)
+    def prepare(x, *rest):  # raw strings, or features already (`text_classification_dataset(preprocessor=)`)
+        features = x if isinstance(x, dict) else preprocessor(x)
         if pad_to_multiple:
             length = tf.shape(features["token_ids"])[1]
             extra = (-length) % pad_to_multiple

@@ -167,3 +167,37 @@ def test_batches_sorted_by_token_length_are_full_and_carry_little_padding(tiny_e
     assert sorted(sizes) == [8] + [16] * 12  # full batches but one
     _, plain_padding = padding(bucket=False)
     assert sorted_padding < 0.08 and plain_padding > 0.35, (sorted_padding, plain_padding)
+
+
+def test_tokenised_once_batches_are_the_preprocessor_features_of_their_texts(tiny_encoder):
+    from ecomrec_tf.preprocessing import TextPreprocessor
+
+    rng = np.random.default_rng(1)
+    words = ["red", "running", "shoes", "refund", "parcel", "waterproof", "jacket", "xl", "unboxing"]
+    texts = [" ".join(rng.choice(words, size=int(n))) for n in rng.integers(1, 30, size=100)]
+    preprocessor = TextPreprocessor(tiny_encoder.tokenizer, 24)
+    in_order = text_classification_dataset(
+        texts, list(range(100)), 32, bucket=False, preprocessor=preprocessor
+    )
+    for index, (features, label) in enumerate(in_order):
+        expected = preprocessor(tf.constant(texts[index * 32 : index * 32 + 32]))
+        assert label.numpy().tolist() == list(range(index * 32, min(index * 32 + 32, 100)))
+        for key in ("token_ids", "padding_mask", "segment_ids"):
+            np.testing.assert_array_equal(features[key].numpy(), expected[key].numpy())
+
+    sorted_batches = text_classification_dataset(
+        texts, list(range(100)), 16, shuffle=True, preprocessor=preprocessor
+    )
+    assert sorted_batches.cardinality() == 7
+    seen, padded = [], 0
+    for features, label in sorted_batches:  # each example once, with its own label, little padding
+        mask = features["padding_mask"].numpy()
+        for ids, real, text_id in zip(features["token_ids"].numpy(), mask, label.numpy()):
+            expected = preprocessor(tf.constant([texts[text_id]]))["token_ids"].numpy()[0]
+            np.testing.assert_array_equal(ids[real], expected)
+        seen, padded = seen + label.numpy().tolist(), padded + (~mask).sum()
+    assert sorted(seen) == list(range(100))
+    assert padded < 0.08 * sum(len(preprocessor(tf.constant([t]))["token_ids"][0]) for t in texts)
+
+    with pytest.raises(ValueError, match="augment rewrites raw strings"):
+        text_classification_dataset(texts, None, 16, augment=lambda t, s: t, preprocessor=preprocessor)
