@@ -22,6 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 from tensorflow.tsl.profiler.protobuf import xplane_pb2
+from timing import keras_hub_encoder
 
 from ecomrec_tf.data import generate_intent_data, text_classification_dataset
 from ecomrec_tf.encoders import load_encoder
@@ -73,7 +74,8 @@ labels = sorted({example["label"] for example in data})
 ids = [labels.index(data[i]["label"]) for i in chosen]
 steps = 2 * -(-len(texts) // 32)
 with precision_scope("float32" if args.baseline else args.precision) as policy:
-    model = build_intent_model(load_encoder(args.encoder), labels, sequence_length=64)
+    encoder = (keras_hub_encoder if args.baseline else load_encoder)(args.encoder)
+    model = build_intent_model(encoder, labels, sequence_length=64)
     if args.baseline:
         plain = text_classification_dataset(texts, ids, 32, shuffle=True, bucket=False)
         task = text_task("intent", model, keras.losses.SparseCategoricalCrossentropy(), train=plain)

@@ -28,3 +28,17 @@ def matmul_peak(dtype="float32", n: int = 2048, seconds: float = 3.0) -> float:
         matmul(a, a).numpy()
         runs += 1
     return 2 * n**3 * runs / (time.perf_counter() - start)
+
+
+def keras_hub_encoder(name: str):
+    """`load_encoder(name)` with keras-hub's own kernels (`encoders.fast_kernels` undone): the model a
+    keras-hub user trains, and the unoptimised runs'."""
+    import keras_hub
+
+    from ecomrec_tf.encoders import load_encoder
+
+    encoder = load_encoder(name)
+    plain = keras_hub.models.BertBackbone.from_config(encoder.backbone.get_config())
+    plain.set_weights(encoder.backbone.get_weights())
+    encoder.backbone = plain
+    return encoder

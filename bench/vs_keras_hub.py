@@ -34,7 +34,7 @@ import keras_hub
 import numpy as np
 import tensorflow as tf
 import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
-from timing import matmul_peak, timings
+from timing import keras_hub_encoder, matmul_peak, timings
 
 from ecomrec_tf.data import generate_intent_data, text_classification_dataset
 from ecomrec_tf.data.readers import read_dialogues
@@ -113,7 +113,7 @@ def intent_runners(texts, ids, labels, test_texts):
     normal = [t.decode() for t in normalize_text(tf.constant(texts)).numpy()]
     keras.config.set_dtype_policy("float32")
     keras.utils.set_random_seed(0)
-    encoder = load_encoder(args.encoder)
+    encoder = keras_hub_encoder(args.encoder)
     classifier = keras_hub.models.BertTextClassifier(
         encoder.backbone,
         num_classes=len(labels),
@@ -143,7 +143,7 @@ def our_runners(texts, ids, labels, seed: int) -> list[Runner]:
     """Ours unoptimised, then ours as `train intent` trains it, from `seed` (head, dropout, batch order)."""
     steps = args.epochs * -(-len(texts) // args.batch_size)
     keras.utils.set_random_seed(seed)
-    model = build_intent_model(load_encoder(args.encoder), labels, sequence_length=args.sequence_length)
+    model = build_intent_model(keras_hub_encoder(args.encoder), labels, sequence_length=args.sequence_length)
     plain = text_classification_dataset(texts, ids, args.batch_size, shuffle=True, seed=seed, bucket=False)
     task = text_task("intent", model, keras.losses.SparseCategoricalCrossentropy(), train=plain)
     compile_tasks(task, keras_adamw(steps))
@@ -163,7 +163,7 @@ def our_runners(texts, ids, labels, seed: int) -> list[Runner]:
         compile_tasks(task, make_optimizer(args.learning_rate, steps, num_layers=model.backbone.num_layers))
     runners.append(
         Runner(
-            f"ours ({resolve_precision(args.precision)}, sorted batches, fused AdamW)",
+            f"ours ({resolve_precision(args.precision)}, sorted, fused AdamW, fast kernels)",
             task.model,
             task.dataset("train"),
             len(texts),
@@ -185,7 +185,7 @@ def non_embedding_parameters(backbone) -> int:
 def mlm_runners(texts):
     steps = 2 * -(-len(texts) // args.batch_size)
     keras.config.set_dtype_policy("float32")
-    encoder = load_encoder(args.encoder)
+    encoder = keras_hub_encoder(args.encoder)
     preprocessor = keras_hub.models.BertMaskedLMPreprocessor(
         encoder.tokenizer, args.sequence_length, mask_selection_rate=0.15, mask_selection_length=20
     )
@@ -211,16 +211,17 @@ def mlm_runners(texts):
 def reply_runners(dialogues):
     steps = 2 * -(-len(dialogues) // args.batch_size)
     runners = []
-    for name, precision, optimizer in (
-        ("reply, unoptimised (float32, Keras AdamW)", "float32", keras_adamw),
+    for name, precision, optimizer, encoder in (
+        ("reply, unoptimised (float32, Keras AdamW)", "float32", keras_adamw, keras_hub_encoder),
         (
             f"reply, ours ({resolve_precision(args.precision)}, fused AdamW)",
             args.precision,
             lambda steps: make_optimizer(args.learning_rate, steps),
+            load_encoder,
         ),
     ):
         with precision_scope(precision):
-            model = build_reply_model(load_encoder(args.encoder), [{"text": "ok", "intent": "x"}], 96)
+            model = build_reply_model(encoder(args.encoder), [{"text": "ok", "intent": "x"}], 96)
             tasks = reply_tasks(model, dialogues, batch_size=args.batch_size)
             compile_tasks(tasks, optimizer(steps))
         runners.append(Runner(name, tasks[0].model, tasks[0].dataset("train"), len(dialogues)))

@@ -16,23 +16,23 @@ Saved models keep keras-hub's layers (a reloaded model computes the same, with k
 
 from __future__ import annotations
 
-import math
-
 import keras
 import tensorflow as tf
 
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi), as tf.nn.gelu writes it
 
 
 @tf.custom_gradient
 def gelu_tanh(x):
-    """`keras.activations.gelu(x, approximate=True)` with its analytic gradient: one tanh forward,
-    kept for the backward pass, instead of autodiff through every intermediate."""
-    tanh = tf.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x * x * x))
+    """`keras.activations.gelu(x, approximate=True)` with its analytic gradient: the forward pass is
+    `tf.nn.gelu`'s, op for op (bit-identical outputs, so a model reloaded with keras's GELU predicts
+    exactly the same), and only `x` and the tanh are kept for the backward pass."""
+    coeff = tf.cast(0.044715, x.dtype)
+    tanh = tf.tanh(_SQRT_2_OVER_PI * (x + coeff * tf.pow(x, 3)))
 
     def gradient(upstream):
         slope = 0.5 * (1.0 + tanh) + 0.5 * x * (1.0 - tanh * tanh) * _SQRT_2_OVER_PI * (
-            1.0 + 0.134145 * x * x
+            1.0 + 3 * coeff * x * x
         )
         return upstream * slope
 
