@@ -3,7 +3,8 @@
 Importing the top-level package is cheap: TensorFlow, Keras and keras-hub are imported by the
 submodules that need them (``ecomrec_tf.encoders``, ``ecomrec_tf.models``, ...). It also makes
 ``keras.models.load_model`` read the package's ``.keras`` files: the first load registers every Keras
-object the package saves (models, layers, optimizer, schedules, metrics; ``ecomrec_tf.keras_objects``).
+object the package saves (models, layers, optimizer, schedules, metrics; ``ecomrec_tf.keras_objects``),
+and loaded BERT encoders get the package's training kernels (``ecomrec_tf.encoders.fast_kernels``).
 """
 
 import importlib.abc
@@ -21,8 +22,11 @@ __version__ = "0.1.0"
 def _registering(load):
     def load_model(*args, **kwargs):
         import ecomrec_tf.keras_objects  # noqa: F401  (registers; imported once, on the first load)
+        from ecomrec_tf.encoders.fast_kernels import use_fast_kernels
 
-        return load(*args, **kwargs)
+        model = load(*args, **kwargs)
+        # A reloaded BERT encoder trains with the same kernels as one from `load_encoder` (same outputs).
+        return use_fast_kernels(model) if hasattr(model, "_flatten_layers") else model
 
     load_model.__wrapped__, load_model.__doc__ = load, load.__doc__
     return load_model

@@ -1,6 +1,6 @@
 """Faster training kernels for a keras-hub `BertBackbone`, same numbers as keras-hub's own.
 
-`use_fast_kernels(backbone)` swaps two things in place, both measured on the intent step (MiniLM-L6,
+`use_fast_kernels(backbone)` swaps three things in place, each measured on the intent step (MiniLM-L6,
 batch 32, bfloat16, 2 CPU cores; `python bench/profile_training.py`):
 
 - The feed-forward GELU (tanh approximation, as BERT uses) as one function with its analytic gradient:
@@ -10,13 +10,22 @@ batch 32, bfloat16, 2 CPU cores; `python bench/profile_training.py`):
   whole table then a gather. Once an optimizer updates the table's rows in place (the lazy sparse
   update of `training.LayerwiseAdamW`), TensorFlow copies the whole table on every dense read:
   47 MB per step for MiniLM's 30,522 x 384 words.
+- The attention's query, key, value and output projections (`EinsumDense`) as one 2-D `MatMul` on
+  flattened tokens instead of an `Einsum`: the same product (bit-identical here), whose gradients run
+  as plain matmuls; the einsums' backward pass took as long as the feed-forward matmuls' at half the
+  FLOPs.
 
-Saved models keep keras-hub's layers (a reloaded model computes the same, with keras's kernels).
+Outputs are bit-identical to keras-hub's kernels on CPU, so saved models keep keras-hub's layers and a
+reloaded model predicts exactly the same (it trains with keras's kernels unless it is reloaded through
+`keras.saving.load_model` after `import ecomrec_tf`, which applies these).
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
+import keras_hub
 import tensorflow as tf
 
 _SQRT_2_OVER_PI = 0.7978845608028654  # sqrt(2 / pi), as tf.nn.gelu writes it
@@ -39,21 +48,43 @@ def gelu_tanh(x):
     return 0.5 * x * (1.0 + tanh), gradient
 
 
-def use_fast_kernels(backbone: keras.Model) -> keras.Model:
-    """Switches a keras-hub BERT backbone to `gelu_tanh` and to row gathers from the word embedding, in
-    place; returns it. A no-op for a layer that is not as keras-hub builds it (another activation, an
-    embedding with LoRA or quantised), and for a backend other than TensorFlow."""
+def use_fast_kernels(model: keras.Model) -> keras.Model:
+    """Switches the keras-hub BERT backbones in `model` (or `model` itself, a backbone) to `gelu_tanh`,
+    row gathers from the word embedding and matmul attention projections, in place; returns `model`.
+    Layers not as keras-hub builds them (another activation, a quantised layer, an embedding with LoRA)
+    keep their kernels, and so does every layer on a backend other than TensorFlow."""
     if keras.backend.backend() != "tensorflow":
-        return backbone
-    for layer in backbone._flatten_layers(include_self=False):
+        return model
+    for layer in model._flatten_layers(include_self=True):
         dense = getattr(layer, "_feedforward_intermediate_dense", None)
         if dense is not None and _is_tanh_gelu(dense.activation):
             dense.activation = gelu_tanh
-    embedding = getattr(backbone, "token_embedding", None)
-    if embedding is not None and not getattr(embedding, "_gathers_rows", False):
-        embedding.call = _gathering_call(embedding, embedding.call)
-        embedding._gathers_rows = True
-    return backbone
+        if isinstance(layer, keras.layers.EinsumDense) and layer.equation in _MATMUL_EQUATIONS:
+            if not getattr(layer, "_matmul", False) and not layer.quantization_mode:
+                layer.call, layer._matmul = _matmul_call(layer), True
+        embedding = getattr(layer, "token_embedding", None)
+        if isinstance(layer, keras_hub.models.BertBackbone) and not getattr(embedding, "_gathers", False):
+            embedding.call, embedding._gathers = _gathering_call(embedding, embedding.call), True
+    return model
+
+
+# keras MultiHeadAttention's projections: equation -> leading kernel axes the input contracts.
+_MATMUL_EQUATIONS = {"abc,cde->abde": 1, "abcd,cde->abe": 2}
+
+
+def _matmul_call(layer):
+    contracted = _MATMUL_EQUATIONS[layer.equation]
+
+    def matmul_call(inputs, training=None):
+        kernel = layer.kernel  # with LoRA's factors when enabled, as EinsumDense's own call
+        inner = math.prod(kernel.shape[:contracted])
+        x = tf.matmul(tf.reshape(inputs, [-1, inner]), tf.reshape(kernel, [inner, -1]))
+        x = tf.reshape(x, tf.concat([tf.shape(inputs)[:2], kernel.shape[contracted:]], axis=0))
+        if layer.bias is not None:
+            x = tf.add(x, layer.bias)
+        return x if layer.activation is None else layer.activation(x)
+
+    return matmul_call
 
 
 def _is_tanh_gelu(activation) -> bool:

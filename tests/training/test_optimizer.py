@@ -76,10 +76,12 @@ def test_fused_dense_updates_match_keras_adamw_step_for_step():
     start = rng.normal(size=(4, 3)).astype("float32")
     weights = [keras.Variable(start, name="kernel"), keras.Variable(start, name="kernel")]
     gradients = [3 * (step - 1.5 + rng.normal(size=(4, 3))).astype("float32") for step in range(4)]
+    gradients += [0.05 * gradient for gradient in gradients]  # within the clipping norm
     for optimizer, variable in zip(_adamw_pair(), weights):
         for gradient in gradients:
             optimizer.apply([tf.constant(gradient)], [variable])
-    np.testing.assert_allclose(weights[1].numpy(), weights[0].numpy(), rtol=1e-5, atol=1e-6)
+    # Within 1e-5: the fused kernel adds epsilon to sqrt(v) before the bias correction, Keras after.
+    np.testing.assert_allclose(weights[1].numpy(), weights[0].numpy(), rtol=1e-5, atol=1e-5)
     assert not np.allclose(weights[0].numpy(), start)
 
 
@@ -110,3 +112,8 @@ def test_sparse_and_dense_gradients_share_one_global_norm():
     np.testing.assert_allclose(clipped[0].values.numpy(), [[0.6, 0.0], [0.0, 0.0]], rtol=1e-6)
     np.testing.assert_allclose(clipped[1].numpy(), [0.8], rtol=1e-6)
     assert isinstance(clipped[0], tf.IndexedSlices)
+    small = tf.IndexedSlices(sparse.values * 0.1, sparse.indices, sparse.dense_shape)
+    within = optimizer._clip_gradients([None, small, tf.constant([0.4])])  # norm 0.5: as they are
+    assert within[0] is None and isinstance(within[1], tf.IndexedSlices)
+    np.testing.assert_allclose(within[1].values.numpy(), [[0.3, 0.0], [0.0, 0.0]], rtol=1e-6)
+    np.testing.assert_allclose(within[2].numpy(), [0.4], rtol=1e-6)
