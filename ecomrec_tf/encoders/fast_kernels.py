@@ -1,6 +1,6 @@
-"""Faster training kernels for a keras-hub `BertBackbone`, same numbers as keras-hub's own.
+"""Faster training kernels for a keras-hub `BertBackbone`: the same outputs as keras-hub's own at inference.
 
-`use_fast_kernels(backbone)` swaps three things in place, each measured on the intent step (MiniLM-L6,
+`use_fast_kernels(backbone)` swaps four things in place, each measured on the intent step (MiniLM-L6,
 batch 32, bfloat16, 2 CPU cores; `python bench/profile_training.py`):
 
 - The feed-forward GELU (tanh approximation, as BERT uses) as one function with its analytic gradient:
@@ -14,10 +14,13 @@ batch 32, bfloat16, 2 CPU cores; `python bench/profile_training.py`):
   flattened tokens instead of an `Einsum`: the same product (bit-identical here), whose gradients run
   as plain matmuls; the einsums' backward pass took as long as the feed-forward matmuls' at half the
   FLOPs.
+- Dropout masks from raw random bits (`StatelessRandomUniformFullIntV2`, kept where the bits are at least
+  the rate's share of the 32-bit range) instead of uniform floats in the activations' dtype: the same
+  Bernoulli masks in distribution (finer-grained than a bfloat16 uniform), from a cheaper generator.
 
-Outputs are bit-identical to keras-hub's kernels on CPU, so saved models keep keras-hub's layers and a
-reloaded model predicts exactly the same (it trains with keras's kernels unless it is reloaded through
-`keras.saving.load_model` after `import ecomrec_tf`, which applies these).
+Outputs without dropout (inference) are bit-identical to keras-hub's kernels on CPU, so saved models keep
+keras-hub's layers and a reloaded model predicts exactly the same (it trains with keras's kernels unless
+it is reloaded through `keras.saving.load_model` after `import ecomrec_tf`, which applies these).
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ def gelu_tanh(x):
 
 def use_fast_kernels(model: keras.Model) -> keras.Model:
     """Switches the keras-hub BERT backbones in `model` (or `model` itself, a backbone) to `gelu_tanh`,
-    row gathers from the word embedding and matmul attention projections, in place; returns `model`.
+    row gathers from the word embedding, matmul attention projections and dropout from random bits, in
+    place; returns `model`.
     Layers not as keras-hub builds them (another activation, a quantised layer, an embedding with LoRA)
     keep their kernels, and so does every layer on a backend other than TensorFlow."""
     if keras.backend.backend() != "tensorflow":
@@ -62,6 +66,8 @@ def use_fast_kernels(model: keras.Model) -> keras.Model:
         if isinstance(layer, keras.layers.EinsumDense) and layer.equation in _MATMUL_EQUATIONS:
             if not getattr(layer, "_matmul", False) and not layer.quantization_mode:
                 layer.call, layer._matmul = _matmul_call(layer), True
+        if type(layer) is keras.layers.Dropout and layer.noise_shape is None and "call" not in vars(layer):
+            layer.call = _bits_dropout_call(layer)
         embedding = getattr(layer, "token_embedding", None)
         if isinstance(layer, keras_hub.models.BertBackbone) and not getattr(embedding, "_gathers", False):
             embedding.call, embedding._gathers = _gathering_call(embedding, embedding.call), True
@@ -85,6 +91,18 @@ def _matmul_call(layer):
         return x if layer.activation is None else layer.activation(x)
 
     return matmul_call
+
+
+def _bits_dropout_call(layer):
+    def bits_dropout_call(inputs, training=False):
+        if not training or layer.rate == 0:
+            return inputs
+        seed = tf.cast(layer.seed_generator.next(), tf.int32)
+        bits = tf.random.stateless_uniform(tf.shape(inputs), seed, minval=None, maxval=None, dtype=tf.int32)
+        keep = bits >= int(-(2**31) + layer.rate * 2**32)  # P(keep) = 1 - rate
+        return tf.where(keep, inputs * tf.cast(1 / (1 - layer.rate), inputs.dtype), tf.zeros_like(inputs))
+
+    return bits_dropout_call
 
 
 def _is_tanh_gelu(activation) -> bool:

@@ -61,3 +61,14 @@ def test_a_reloaded_model_trains_with_the_same_kernels(tiny_intent_model, tmp_pa
     layer = backbone.get_layer("transformer_layer_0")
     assert layer._feedforward_intermediate_dense.activation is gelu_tanh
     assert layer._self_attention_layer._query_dense._matmul and backbone.token_embedding._gathers
+
+
+def test_dropout_from_random_bits_keeps_one_minus_the_rate_and_rescales(tiny_encoder):
+    layer = tiny_encoder.backbone.get_layer("transformer_layer_0")._feedforward_dropout
+    ones = tf.ones([400, 500])
+    first, second = layer(ones, training=True).numpy(), layer(ones, training=True).numpy()
+    rate = layer.rate
+    assert abs((first == 0).mean() - rate) < 0.005 and not np.array_equal(first, second)
+    np.testing.assert_allclose(first[first != 0], 1 / (1 - rate), rtol=1e-6)
+    np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
+    assert "call" in vars(layer)  # the bits kernel, not keras's
