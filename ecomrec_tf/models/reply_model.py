@@ -410,7 +410,9 @@ class ReplyModel(TextModel):
             (r"\bi\b", "I"),
         ):
             text = tf.strings.regex_replace(text, pattern, rewrite)
-        return tf.strings.upper(tf.strings.substr(text, 0, 1)) + tf.strings.substr(text, 1, 1 << 20)
+        first = tf.minimum(tf.strings.length(text), 1)  # 0 for an empty reply (substr would fail at 1)
+        start, rest = tf.zeros_like(first), tf.fill(tf.shape(first), 1 << 20)
+        return tf.strings.upper(tf.strings.substr(text, start, first)) + tf.strings.substr(text, first, rest)
 
     # --- export ------------------------------------------------------------------------------------
     def serving_signatures(self, k: int = 5):

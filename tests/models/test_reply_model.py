@@ -209,6 +209,13 @@ def test_generation_never_invents_numbers_or_answers_empty_input(generator):
         build_reply_model(load_encoder("tiny"), BANK[1:2], 16).generate(tf.constant(["hi"]))
 
 
+def test_a_reply_that_ends_at_once_detokenises_to_empty_then_falls_back(generator):
+    tokenizer = generator.preprocessor.tokenizer
+    cls, sep, word = tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.token_to_id("where")
+    text = generator._detokenize(tf.constant([[cls, sep, word], [cls, word, sep]])).numpy()
+    assert text.tolist() == [b"", b"Where"]  # `generate` answers the empty one with the fallback
+
+
 @pytest.mark.slow
 def test_generator_keras_file_and_saved_model_round_trip(generator, tmp_path):
     assert_config_round_trip(generator)
