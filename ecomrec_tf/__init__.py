@@ -43,14 +43,20 @@ class _AfterKeras(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
         if name != "keras":
             return None
+        # Stays in place until keras is executed: TensorFlow looks keras up (find_spec) before importing it.
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec("keras")
+        try:
+            spec = importlib.util.find_spec("keras")
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         execute = spec.loader.exec_module
 
         def exec_module(module):
             execute(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             _wrap_load_model(module)
 
         spec.loader.exec_module = exec_module

@@ -348,8 +348,8 @@ def test_predict_without_texts_is_one_line_not_a_wait(monkeypatch, capsys, tmp_p
 def test_keras_load_model_reads_a_run_after_import_ecomrec_tf_alone(trained_run):
     import subprocess
 
-    code = (
-        "import sys, ecomrec_tf, keras\n"
+    code = (  # TensorFlow first, as users write it: it looks keras up before keras is imported
+        "import sys, ecomrec_tf, tensorflow, keras\n"
         "model = keras.models.load_model(sys.argv[1])\n"
         "print(type(model).__name__, model.predict(['where is my parcel'], verbose=0)['probabilities'].shape)"
     )
