@@ -59,17 +59,26 @@ def use_fast_kernels(model: keras.Model) -> keras.Model:
     keep their kernels, and so does every layer on a backend other than TensorFlow."""
     if keras.backend.backend() != "tensorflow":
         return model
-    for layer in model._flatten_layers(include_self=True):
-        dense = getattr(layer, "_feedforward_intermediate_dense", None)
-        if dense is not None and _is_tanh_gelu(dense.activation):
-            dense.activation = gelu_tanh
-        if isinstance(layer, keras.layers.EinsumDense) and layer.equation in _MATMUL_EQUATIONS:
-            if not getattr(layer, "_matmul", False) and not layer.quantization_mode:
-                layer.call, layer._matmul = _matmul_call(layer), True
-        if type(layer) is keras.layers.Dropout and layer.noise_shape is None and "call" not in vars(layer):
-            layer.call = _bits_dropout_call(layer)
-        embedding = getattr(layer, "token_embedding", None)
-        if isinstance(layer, keras_hub.models.BertBackbone) and not getattr(embedding, "_gathers", False):
+    backbones = [
+        layer for layer in model._flatten_layers(include_self=True)
+        if isinstance(layer, keras_hub.models.BertBackbone)
+    ]  # fmt: skip
+    for backbone in backbones:  # only inside BERT backbones: a user's other layers stay as they are
+        for layer in backbone._flatten_layers(include_self=False):
+            dense = getattr(layer, "_feedforward_intermediate_dense", None)
+            if dense is not None and _is_tanh_gelu(dense.activation):
+                dense.activation = gelu_tanh
+            if isinstance(layer, keras.layers.EinsumDense) and layer.equation in _MATMUL_EQUATIONS:
+                if not getattr(layer, "_matmul", False) and not layer.quantization_mode:
+                    layer.call, layer._matmul = _matmul_call(layer), True
+            if (
+                type(layer) is keras.layers.Dropout
+                and layer.noise_shape is None
+                and "call" not in vars(layer)
+            ):
+                layer.call = _bits_dropout_call(layer)
+        embedding = backbone.token_embedding
+        if not getattr(embedding, "_gathers", False):
             embedding.call, embedding._gathers = _gathering_call(embedding, embedding.call), True
     return model
 

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from ecomrec_tf.encoders import load_encoder
-from ecomrec_tf.encoders.fast_kernels import gelu_tanh
+from ecomrec_tf.encoders.fast_kernels import gelu_tanh, use_fast_kernels
 
 
 def test_gelu_tanh_matches_keras_gelu_and_its_gradient():
@@ -72,3 +72,5 @@ def test_dropout_from_random_bits_keeps_one_minus_the_rate_and_rescales(tiny_enc
     np.testing.assert_allclose(first[first != 0], 1 / (1 - rate), rtol=1e-6)
     np.testing.assert_array_equal(layer(ones, training=False).numpy(), ones.numpy())
     assert "call" in vars(layer)  # the bits kernel, not keras's
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dropout(0.1)])  # not a BERT backbone
+    assert "call" not in vars(use_fast_kernels(other).layers[0])
