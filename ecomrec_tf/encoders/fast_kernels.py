@@ -176,20 +176,7 @@ def _layer_norm(x, gamma, beta, axis, epsilon):
         output = tf.cast(x32 * scale + (-mean * scale + beta), x.dtype)
 
         def gradient(upstream):
-            upstream = tf.cast(upstream, tf.float32)
-            normalised = (x32 - mean) * inv
-            reduced = list(range(upstream.shape.rank - 1))
-            scaled = upstream * gamma
-            dx = inv * (
-                scaled
-                - tf.reduce_mean(scaled, axis, keepdims=True)
-                - normalised * tf.reduce_mean(scaled * normalised, axis, keepdims=True)
-            )
-            return (
-                tf.cast(dx, x.dtype),
-                tf.reduce_sum(upstream * normalised, reduced),
-                tf.reduce_sum(upstream, reduced),
-            )
+            return _layer_norm_gradient(x, mean, inv, gamma, upstream, axis)
 
         return output, gradient
 
@@ -200,7 +187,7 @@ def _layer_norm(x, gamma, beta, axis, epsilon):
 def _fused_layer_norm(rows, gamma, beta, epsilon):
     """Layer norm of `rows` (N, H) for training: forward and backward each one XLA fusion."""
     output, mean, inv = _layer_norm_forward(rows, gamma, beta, epsilon)
-    return output, lambda upstream: (*_layer_norm_backward(rows, mean, inv, gamma, upstream), None)
+    return output, lambda upstream: (*_layer_norm_backward(rows, mean, inv, gamma, upstream, [1]), None)
 
 
 @tf.function(jit_compile=True)
@@ -211,17 +198,25 @@ def _layer_norm_forward(rows, gamma, beta, epsilon):
     return tf.cast((x - mean) * inv * gamma + beta, rows.dtype), mean, inv
 
 
-@tf.function(jit_compile=True)
-def _layer_norm_backward(rows, mean, inv, gamma, upstream):
+def _layer_norm_gradient(x, mean, inv, gamma, upstream, axis):
+    """(dx, dgamma, dbeta) of a layer norm over `axis` (the last) from its input and statistics."""
     upstream = tf.cast(upstream, tf.float32)
-    normalised = (tf.cast(rows, tf.float32) - mean) * inv
+    normalised = (tf.cast(x, tf.float32) - mean) * inv
     scaled = upstream * gamma
     dx = inv * (
         scaled
-        - tf.reduce_mean(scaled, 1, keepdims=True)
-        - normalised * tf.reduce_mean(scaled * normalised, 1, keepdims=True)
+        - tf.reduce_mean(scaled, axis, keepdims=True)
+        - normalised * tf.reduce_mean(scaled * normalised, axis, keepdims=True)
     )
-    return tf.cast(dx, rows.dtype), tf.reduce_sum(upstream * normalised, 0), tf.reduce_sum(upstream, 0)
+    reduced = list(range(upstream.shape.rank - 1))
+    return (
+        tf.cast(dx, x.dtype),
+        tf.reduce_sum(upstream * normalised, reduced),
+        tf.reduce_sum(upstream, reduced),
+    )
+
+
+_layer_norm_backward = tf.function(_layer_norm_gradient, jit_compile=True)
 
 
 def _dense_gelu_call(dense):
